@@ -1,0 +1,28 @@
+# Two entry points: `make demo` (install, then the APW ablation on the synthetic corpus) and
+# `make test` (install, then the whole test suite). Each creates the virtual environment it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# Pinned first, so pip takes the local CPU wheel instead of downloading CUDA packages.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	$(PY) harness/run_ablation.py apw --profile debug
+
+test: $(STAMP)
+	$(PY) -m pytest -q --timeout 900
+
+clean:
+	rm -rf $(VENV) results

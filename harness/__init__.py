@@ -1,0 +1,1 @@
+"""The UniGloR study harness: data, configs, stages, Ray Train/Tune, Optuna, MLflow."""

@@ -1,0 +1,400 @@
+"""Configuration: one frozen dataclass per concern, a strict YAML loader, dotted overrides.
+
+Every default lives in exactly one place: the field defaults below (they are the `default`
+profile). Profiles (`harness/profiles/*.yaml`), ablation variants, search spaces and the CLI's
+`--set key=value` are all *dotted overrides* of these fields (`pretrain.mask_ratio: 0.5`), and
+the same dotted keys are the MLflow parameter names.
+
+Paper references: section 4.2 and appendix B.2 (window 15, mask 25%, stride 7 for sign-to-text
+and 15 for text-to-sign, 128 queries, AdamW (0.9, 0.98), weight decay 1e-3, cosine schedule with
+warmup, peak 1e-4, floor 5e-5, batch 64, beam 5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+PROFILES = ("debug", "default", "paper")
+
+
+class ConfigError(ValueError):
+    """A user's configuration is wrong: one line naming the dotted key, the value and the file."""
+
+
+def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+       hi_open: bool = False, doc: str = "") -> Any:
+    """A field with an allowed range; the range is checked by the loader and in __post_init__."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "doc": doc})
+
+
+# --------------------------------------------------------------------------------------------
+# The concerns
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The synthetic sign corpus (DESIGN.md): sizes and noise, generated deterministically."""
+
+    seed: int = _f(0, lo=0)
+    glosses: int = _f(48, lo=4, doc="gloss inventory size")
+    signers: int = _f(6, lo=1)
+    train: int = _f(600, lo=1, doc="sentences in the train split")
+    dev: int = _f(80, lo=1)
+    test: int = _f(80, lo=1)
+    min_signs: int = _f(2, lo=1, doc="glosses per sentence, at least")
+    max_signs: int = _f(6, lo=1)
+    fps: int = _f(25, lo=1)
+    noisy_frame_rate: float = _f(0.01, lo=0.0, hi=1.0, hi_open=True)
+    missing_point_rate: float = _f(0.01, lo=0.0, hi=1.0, hi_open=True)
+    jitter: float = _f(0.01, lo=0.0, doc="std of per-frame jitter, in shoulder lengths")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where sequences come from and how they are cleaned (appendix B.1)."""
+
+    source: str = "synth"  # synth | synth:PROFILE | pt:DIR | openpose:DIR | pose:FILE_OR_DIR | npz:FILE
+    # Mean joint displacement between consecutive frames, in shoulder lengths, above which a frame
+    # is noisy and dropped (the paper's 400 is in pixels; see harness/data/preprocess.py).
+    noise_threshold: float = _f(1.0, lo=0.0, lo_open=True)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warmup and cosine decay (appendix B.2), shared by all training stages."""
+
+    lr: float = _f(1e-3, lo=0.0, lo_open=True, doc="peak learning rate (paper: 1e-4 for 50 epochs on GPUs)")
+    min_lr: float = _f(5e-5, lo=0.0)
+    warmup_steps: int = _f(100, lo=0)
+    weight_decay: float = _f(1e-3, lo=0.0)
+    beta1: float = _f(0.9, lo=0.0, hi=1.0, hi_open=True)
+    beta2: float = _f(0.98, lo=0.0, hi=1.0, hi_open=True)
+    batch_size: int = _f(64, lo=1)
+    grad_clip: float = _f(1.0, lo=0.0, doc="0 disables clipping")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """SignMAE (section 3.2) and its pose weighting (section 3.3)."""
+
+    window: int = _f(15, lo=2, doc="segment length w in frames")
+    mask_ratio: float = _f(0.25, lo=0.0, hi=1.0, hi_open=True)
+    weighting: Literal["none", "fpw", "apw"] = "apw"
+    decoder: Literal["nar", "ar"] = "nar"
+    queries: Literal["learnable", "positional"] = "learnable"
+    extractor_channels: int = _f(32, lo=1, doc="CTR-GC / MS-TCN feature width")
+    dim: int = _f(128, lo=8)
+    depth: int = _f(3, lo=1)
+    heads: int = _f(4, lo=1)
+    decoder_depth: int = _f(2, lo=1)
+    dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
+    segments_per_sequence: int = _f(8, lo=1, doc="random segments drawn per sequence per epoch")
+    epochs: int = _f(30, lo=1)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Sliding windows through the frozen encoder (section 3.4): N = floor((T - w) / s) + 1."""
+
+    stride: int = _f(7, lo=1, doc="sign-to-text stride (the paper's best: 7)")
+
+
+@dataclass(frozen=True)
+class Sign2TextConfig:
+    """Sign-to-text mapping (section 3.4): Transformer encoder-decoder over Z."""
+
+    dim: int = _f(128, lo=8)
+    layers: int = _f(2, lo=1)
+    heads: int = _f(4, lo=1)
+    dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
+    label_smoothing: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
+    epochs: int = _f(40, lo=1)
+    beam_size: int = _f(5, lo=1)
+    length_penalty: float = _f(1.0, lo=0.0)
+    max_output_len: int = _f(40, lo=1)
+
+
+@dataclass(frozen=True)
+class Text2SignConfig:
+    """Text-to-sign mapping (section 3.4, B.2): queries, length regulator, frozen SignMAE decoder."""
+
+    dim: int = _f(128, lo=8)
+    layers: int = _f(2, lo=1)
+    heads: int = _f(4, lo=1)
+    dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
+    num_queries: int = _f(128, lo=1)
+    text_encoder: str = "learned"  # "learned", or a local Hugging Face model directory
+    epochs: int = _f(60, lo=1)
+
+
+@dataclass(frozen=True)
+class BacktranslatorConfig:
+    """The SLP judge: a keypoint-to-text translator trained on ground-truth keypoints."""
+
+    dim: int = _f(128, lo=8)
+    layers: int = _f(2, lo=1)
+    heads: int = _f(4, lo=1)
+    dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
+    epochs: int = _f(40, lo=1)
+    beam_size: int = _f(5, lo=1)
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How a trial is run: Ray Train scaling and checkpointing."""
+
+    workers_per_trial: int = _f(1, lo=1)
+    gpus_per_worker: float = _f(0.0, lo=0.0)
+    cpus_per_worker: float = _f(1.0, lo=0.0, lo_open=True)
+    torch_threads: int = _f(0, lo=0, doc="0: cpus_per_worker rounded")
+    bf16: bool = True  # autocast to bf16 on GPU only
+    max_failures: int = _f(2, lo=0, doc="Ray Train worker-group restarts from the last checkpoint")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one trial depends on."""
+
+    profile: str = "default"
+    seed: int = _f(0, lo=0)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    sign2text: Sign2TextConfig = field(default_factory=Sign2TextConfig)
+    text2sign: Text2SignConfig = field(default_factory=Text2SignConfig)
+    backtranslator: BacktranslatorConfig = field(default_factory=BacktranslatorConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+
+    def __post_init__(self) -> None:
+        check_consistency(self, source="")
+
+
+SEARCHED_KEYS = ("pretrain.mask_ratio", "pretrain.window", "pretrain.weighting", "embed.stride")
+
+
+# --------------------------------------------------------------------------------------------
+# Strict loading
+# --------------------------------------------------------------------------------------------
+
+def _where(source: str) -> str:
+    return f" ({source})" if source else ""
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key} must be one of {_type_name(tp)}, got {value!r}{_where(source)}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}{_where(source)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}{_where(source)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}{_where(source)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}{_where(source)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of {tp.__name__} fields, got {value!r}{_where(source)}")
+        return _build(tp, value, key, source)
+    if origin in (types.UnionType, typing.Union):  # pragma: no cover - no optional fields yet
+        raise ConfigError(f"{key}: unsupported annotation {tp}")
+    raise ConfigError(f"{key}: unsupported annotation {tp}")  # pragma: no cover
+
+
+def _check_range(cls: type, name: str, value: Any, key: str, source: str) -> None:
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}[name]
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is None and hi is None or isinstance(value, (str, bool)):
+        return
+    below = lo is not None and (value <= lo if meta["lo_open"] else value < lo)
+    above = hi is not None and (value >= hi if meta["hi_open"] else value > hi)
+    if below or above:
+        if lo is not None and hi is not None:
+            rng = f"in {'(' if meta['lo_open'] else '['}{lo:g}, {hi:g}{')' if meta['hi_open'] else ']'}"
+        elif lo is not None:
+            rng = f"{'>' if meta['lo_open'] else '>='} {lo:g}"
+        else:
+            rng = f"{'<' if meta['hi_open'] else '<='} {hi:g}"
+        raise ConfigError(f"{key} must be {rng}, got {value!r}{_where(source)}")
+
+
+def _build(cls: type, mapping: dict, prefix: str, source: str) -> Any:
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for name, value in mapping.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in names:
+            raise ConfigError(f"unknown key {key}; valid keys here: {', '.join(names)}{_where(source)}")
+        kwargs[name] = _coerce(value, hints[name], key, source)
+        _check_range(cls, name, kwargs[name], key, source)
+    try:
+        return cls(**kwargs) if cls is not ExperimentConfig else _experiment(kwargs, source)
+    except ConfigError:
+        raise
+
+
+def _experiment(kwargs: dict, source: str) -> ExperimentConfig:
+    # Build without __post_init__'s anonymous check, then check with the file named.
+    cfg = object.__new__(ExperimentConfig)
+    defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                for f in dataclasses.fields(ExperimentConfig)}
+    defaults.update(kwargs)
+    for k, v in defaults.items():
+        object.__setattr__(cfg, k, v)
+    check_consistency(cfg, source)
+    return cfg
+
+
+def check_consistency(cfg: ExperimentConfig, source: str) -> None:
+    """Rules that tie two fields together."""
+    if cfg.embed.stride > cfg.pretrain.window:
+        raise ConfigError(
+            f"embed.stride must be <= pretrain.window ({cfg.pretrain.window}), got {cfg.embed.stride}{_where(source)}")
+    if cfg.data.synth.max_signs < cfg.data.synth.min_signs:
+        raise ConfigError(f"data.synth.max_signs must be >= data.synth.min_signs ({cfg.data.synth.min_signs}), "
+                          f"got {cfg.data.synth.max_signs}{_where(source)}")
+    for section in ("pretrain", "sign2text", "text2sign", "backtranslator"):
+        sub = getattr(cfg, section)
+        if sub.dim % sub.heads:
+            raise ConfigError(f"{section}.dim must be divisible by {section}.heads ({sub.heads}), "
+                              f"got {sub.dim}{_where(source)}")
+    if cfg.profile not in PROFILES:
+        raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {cfg.profile!r}{_where(source)}")
+
+
+def to_nested(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """ExperimentConfig -> {"pretrain.mask_ratio": 0.25, ...} (the MLflow parameter names)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(flatten(value, key + "."))
+        else:
+            out[key] = value
+    return out
+
+
+def _unflatten(overrides: dict[str, Any]) -> dict:
+    nested: dict = {}
+    for dotted, value in overrides.items():
+        parts = str(dotted).split(".")
+        node = nested
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{dotted}: {p} is a value, not a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any], source: str = "") -> ExperimentConfig:
+    """Apply dotted overrides ({"pretrain.mask_ratio": 0.5}) strictly; returns a new config."""
+    merged = _deep_merge(to_nested(cfg), _unflatten(overrides))
+    return _build(ExperimentConfig, merged, "", source)
+
+
+def parse_set(items: list[str], source: str = "--set") -> dict[str, Any]:
+    """`["pretrain.mask_ratio=0.5", ...]` -> {"pretrain.mask_ratio": 0.5}; values are YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{source} expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def load_profile(name: str, overrides: dict[str, Any] | None = None, source: str = "") -> ExperimentConfig:
+    """The dataclass defaults, then the profile's YAML, then the dotted overrides."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    path = PROFILE_DIR / f"{name}.yaml"
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of config sections")
+    cfg = _build(ExperimentConfig, _deep_merge(data, {"profile": name}), "", _rel(path))
+    if overrides:
+        cfg = apply_overrides(cfg, overrides, source)
+    return cfg
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def describe_fields(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type, default, doc) for every field: used by docs and `--help`."""
+    rows = []
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe_fields(tp, key + "."))
+        else:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            rows.append((key, _type_name(tp), default, f.metadata.get("doc", "")))
+    return rows

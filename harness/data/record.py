@@ -1,0 +1,41 @@
+"""The one in-memory record every keypoint source is read into (paper section 3.1: X in R^{T x V x C})."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SPLITS = ("train", "dev", "test")
+
+
+class DataError(ValueError):
+    """A user's data is malformed. The message is one line naming the file, the line or frame,
+    and what is wrong; CLIs print it without a traceback."""
+
+
+@dataclass
+class SignSequence:
+    """One signed sentence in the canonical layout (models.layout.CANONICAL).
+
+    keypoints: (T, V, C) float32, V = 73; C = 2 or 3 as the source gives them.
+    mask: (T, V) bool, True where the point is present (detected and provided by the source).
+      Values where the mask is False are 0 and must never be read as positions.
+    """
+
+    name: str
+    keypoints: np.ndarray  # (T, V, C) float32
+    mask: np.ndarray  # (T, V) bool
+    text: str
+    gloss: str | None = None  # space-separated glosses, when the source has them
+    signer: str | None = None
+    # Synthetic corpus only: (start_frame, end_frame_exclusive) of each gloss, in gloss order.
+    boundaries: list[tuple[int, int]] | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.keypoints.shape[0])
+
+
+Corpus = dict[str, list[SignSequence]]  # split name ("train", "dev", "test") -> sequences

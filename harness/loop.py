@@ -1,0 +1,177 @@
+"""The one training loop shared by every stage (appendix B.2's optimizer and schedule).
+
+AdamW (beta1, beta2), weight decay, linear warmup to the peak learning rate, cosine decay to the
+floor; gradient clipping; bf16 autocast on GPU; a checkpoint per epoch through the `Runtime`, so a
+restarted worker group resumes the stage at the epoch after its last checkpoint. The loop knows
+nothing of Ray: `Runtime` is filled in by `harness.worker` (Ray Train) or `local_runtime()` (one
+process, for `python -m harness.trial`, tests and the overhead benchmark).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.config import OptimConfig
+
+
+@dataclass
+class Runtime:
+    """Where a stage trains: rank, device, model preparation, reporting and checkpoints."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    bf16: bool = True
+    # wrap a model for this runtime (DDP across workers); identity in-process
+    prepare_model: Callable[[nn.Module], nn.Module] = lambda m: m
+    # report(metrics, checkpoint_state or None): called on EVERY rank once per epoch
+    report: Callable[[dict, dict | None], None] = lambda metrics, state: None
+    # the latest checkpoint state of this trial, or None
+    latest_checkpoint: Callable[[], dict | None] = lambda: None
+    # progress line for people (rank 0 only does anything)
+    say: Callable[[str], None] = lambda text: None
+    # metric logging (rank 0 -> MLflow); (metrics, step)
+    log_metrics: Callable[[dict, int], None] = lambda metrics, step: None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's value of `obj` on every rank."""
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            box = [obj]
+            torch.distributed.broadcast_object_list(box, src=0)
+            return box[0]
+        return obj
+
+    def all_mean(self, value: float) -> float:
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(t)
+            return float(t.item() / self.world_size)
+        return value
+
+    @property
+    def autocast(self):
+        use = self.bf16 and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use)
+
+
+def local_runtime(say: Callable[[str], None] = print) -> Runtime:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return Runtime(device=device, say=say)
+
+
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seeds offset by rank so DDP workers draw different data but start from one broadcast model."""
+    s = seed + 1000 * rank
+    random.seed(s)
+    np.random.seed(s % (2**32))
+    torch.manual_seed(s)
+
+
+def shard_order(n: int, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool = True) -> list[int]:
+    """DistributedSampler semantics: one permutation per (seed, epoch), padded and split by rank."""
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+    else:
+        order = list(range(n))
+    per_rank = math.ceil(n / world_size)
+    order = order + order[: per_rank * world_size - n]
+    return order[rank::world_size]
+
+
+def make_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    warmup = min(cfg.warmup_steps, max(total_steps // 10, 1)) if total_steps < 10 * cfg.warmup_steps else cfg.warmup_steps
+    floor = cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        # Linear warmup, then cosine from the peak down to the floor (B.2: 1e-4 -> 5e-5).
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return opt, sched
+
+
+@dataclass
+class StageRun:
+    """What one stage's training needs; `batches(epoch)` yields this rank's batches."""
+
+    stage: str
+    key: str
+    model: nn.Module
+    batches: Callable[[int], Iterable[Any]]
+    loss: Callable[[nn.Module, Any], torch.Tensor]
+    epochs: int
+    steps_per_epoch: int
+    evaluate: Callable[[nn.Module, int], dict] | None = None  # (model, epoch) -> metrics, on every rank
+    evaluate_every: int = 1
+
+
+def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
+    """Train `run.model` in place for `run.epochs`, resuming from this stage's latest checkpoint.
+
+    Returns the last epoch's metrics. The model returned to the caller is unwrapped (not DDP)."""
+    model = run.model.to(rt.device)
+    wrapped = rt.prepare_model(model)
+    total = max(1, run.epochs * run.steps_per_epoch)
+    opt, sched = make_optimizer(wrapped, cfg, total)
+    start_epoch = 0
+    state = rt.latest_checkpoint()
+    if state and state.get("stage") == run.stage and state.get("key") == run.key:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
+        start_epoch = int(state["epoch"]) + 1
+        rt.say(f"{run.stage}: resumed from the checkpoint of epoch {start_epoch} (continuing at epoch {start_epoch + 1})")
+    metrics: dict = {}
+    for epoch in range(start_epoch, run.epochs):
+        t0 = time.perf_counter()
+        wrapped.train()
+        total_loss, steps = 0.0, 0
+        for batch in run.batches(epoch):
+            with rt.autocast:
+                loss = run.loss(wrapped, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            total_loss += float(loss.detach())
+            steps += 1
+        metrics = {f"{run.stage}/train_loss": rt.all_mean(total_loss / max(steps, 1)),
+                   f"{run.stage}/lr": sched.get_last_lr()[0],
+                   f"{run.stage}/epoch_s": time.perf_counter() - t0}
+        if run.evaluate is not None and ((epoch + 1) % run.evaluate_every == 0 or epoch + 1 == run.epochs):
+            model.eval()
+            with torch.no_grad():
+                metrics.update(run.evaluate(model, epoch))
+        checkpoint = None
+        if rt.is_main:
+            checkpoint = {"stage": run.stage, "key": run.key, "epoch": epoch, "model": model.state_dict(),
+                          "optim": opt.state_dict(), "sched": sched.state_dict()}
+        rt.log_metrics(metrics, epoch)
+        rt.report({"stage": run.stage, "epoch": epoch + 1, "epochs": run.epochs, **metrics}, checkpoint)
+        rt.say(f"{run.stage} epoch {epoch + 1}/{run.epochs} loss {metrics[f'{run.stage}/train_loss']:.4f}")
+    model.eval()
+    return metrics

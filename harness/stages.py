@@ -1,0 +1,152 @@
+"""The stage cache (DESIGN.md "The pipeline"): content keys, complete-or-absent entries, one writer.
+
+Each stage's output is stored under `<results>/cache/<stage>/<key>/` where `key` hashes exactly the
+settings the output depends on plus the keys of the stages it reads. An entry is complete only
+when its `DONE.json` exists and every file it lists has the recorded size and SHA-256: an
+interrupted write (no DONE.json) or a truncated checkpoint (hash mismatch) is never loaded, it is
+deleted and recomputed. Writers build the entry in a temporary folder and rename it into place.
+Two trials needing the same entry serialize on a lock file next to it, so the second one waits
+and then loads what the first one wrote (also across nodes when the results folder is a shared
+file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+STAGES = ("prepare", "pretrain", "embed", "sign2text", "backtranslator", "text2sign")
+
+# Bump when a stage's computation changes in a way that invalidates old outputs.
+CODE_VERSION = {"prepare": 1, "pretrain": 1, "embed": 1, "sign2text": 1, "backtranslator": 1, "text2sign": 1}
+
+
+def content_key(stage: str, settings: dict[str, Any], upstream: dict[str, str] | None = None) -> str:
+    """A short stable hash of a stage's settings and its upstream stage keys."""
+    payload = json.dumps({"stage": stage, "version": CODE_VERSION[stage], "settings": settings,
+                          "upstream": upstream or {}}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    stage: str
+    key: str
+    path: Path  # the entry's folder
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+class StageCache:
+    """Content-addressed, verified, lock-protected stage outputs under `root`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def entry(self, stage: str, key: str) -> Entry:
+        return Entry(stage, key, self.root / stage / key)
+
+    def is_complete(self, stage: str, key: str) -> bool:
+        """True when the entry exists and every file matches its recorded size and hash."""
+        entry = self.entry(stage, key)
+        done = entry.path / "DONE.json"
+        if not done.is_file():
+            return False
+        try:
+            manifest = json.loads(done.read_text())
+            for name, meta in manifest["files"].items():
+                p = entry.path / name
+                if not p.is_file() or p.stat().st_size != meta["size"] or _sha256(p) != meta["sha256"]:
+                    return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return True
+
+    def has_files(self, stage: str, key: str) -> bool:
+        """Cheap check (no hashing) for planning: DONE.json exists."""
+        return (self.entry(stage, key).path / "DONE.json").is_file()
+
+    @contextlib.contextmanager
+    def lock(self, stage: str, key: str, poll_s: float = 0.5) -> Iterator[None]:
+        """Exclusive lock for computing one entry; other processes wait here."""
+        lock_path = self.root / stage / f"{key}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(poll_s)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def commit(self, stage: str, key: str, write: Callable[[Path], None], meta: dict | None = None) -> Entry:
+        """Build an entry with `write(tmp_folder)`, record hashes, and rename it into place."""
+        entry = self.entry(stage, key)
+        tmp = entry.path.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            write(tmp)
+            files = {}
+            for p in sorted(tmp.rglob("*")):
+                if p.is_file():
+                    files[str(p.relative_to(tmp))] = {"size": p.stat().st_size, "sha256": _sha256(p)}
+            manifest = {"stage": stage, "key": key, "files": files, "meta": meta or {}, "created": time.time()}
+            _write_text_atomic(tmp / "DONE.json", json.dumps(manifest, indent=1, default=str))
+            if entry.path.exists():  # a stale or corrupted entry: replace it
+                shutil.rmtree(entry.path)
+            os.replace(tmp, entry.path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return entry
+
+    def discard(self, stage: str, key: str) -> None:
+        shutil.rmtree(self.entry(stage, key).path, ignore_errors=True)
+
+    def meta(self, stage: str, key: str) -> dict:
+        return json.loads((self.entry(stage, key).path / "DONE.json").read_text()).get("meta", {})
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """torch.save through a buffer so a crash never leaves a half-written file at `path`."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def load_torch(path: Path) -> Any:
+    """Checkpoints are tensors, numbers, strings and containers only: weights_only=True."""
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,1 @@
+"""UniGloR models: pure PyTorch (no ray, optuna, mlflow or yaml imports)."""

@@ -1,0 +1,80 @@
+"""Strict config loading, dotted overrides, profiles (issue 2, section 2)."""
+
+import pytest
+
+from harness.config import (PROFILES, SEARCHED_KEYS, ConfigError, apply_overrides, describe_fields, flatten,
+                            load_profile, parse_set)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_loads(name):
+    cfg = load_profile(name)
+    assert cfg.profile == name
+
+
+def test_default_profile_is_the_dataclass_defaults():
+    cfg = load_profile("default")
+    assert cfg.pretrain.window == 15 and cfg.pretrain.mask_ratio == 0.25 and cfg.embed.stride == 7
+
+
+def test_paper_profile_has_the_papers_settings():
+    cfg = load_profile("paper")
+    assert (cfg.optim.lr, cfg.optim.min_lr, cfg.optim.weight_decay, cfg.optim.batch_size) == (1e-4, 5e-5, 1e-3, 64)
+    assert (cfg.optim.beta1, cfg.optim.beta2) == (0.9, 0.98)
+    assert cfg.text2sign.num_queries == 128 and cfg.sign2text.beam_size == 5 and cfg.pretrain.epochs == 50
+
+
+def test_searched_keys_exist_as_dotted_parameters():
+    flat = flatten(load_profile("debug"))
+    for key in SEARCHED_KEYS:
+        assert key in flat
+
+
+def test_override_changes_only_that_key():
+    base = load_profile("debug")
+    cfg = apply_overrides(base, {"pretrain.mask_ratio": 0.5})
+    assert cfg.pretrain.mask_ratio == 0.5
+    diff = {k for k, v in flatten(cfg).items() if flatten(base)[k] != v}
+    assert diff == {"pretrain.mask_ratio"}
+
+
+def test_int_is_accepted_for_float():
+    cfg = apply_overrides(load_profile("debug"), {"optim.lr": 1})
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"pretrain.mask_ratio": 1.5}, "pretrain.mask_ratio must be in [0, 1), got 1.5 (ablations/apw.yaml)"),
+    ({"pretrain.mask_ratio": -0.1}, "pretrain.mask_ratio must be in [0, 1), got -0.1 (ablations/apw.yaml)"),
+    ({"pretrain.nope": 1}, "unknown key pretrain.nope"),
+    ({"nope.x": 1}, "unknown key nope"),
+    ({"pretrain.window": "15"}, "pretrain.window must be an integer, got '15'"),
+    ({"pretrain.window": True}, "pretrain.window must be an integer"),
+    ({"pretrain.weighting": "both"}, "pretrain.weighting must be one of 'none' | 'fpw' | 'apw', got 'both'"),
+    ({"embed.stride": 16}, "embed.stride must be <= pretrain.window (15), got 16"),
+    ({"embed.stride": 0}, "embed.stride must be >= 1, got 0"),
+    ({"pretrain": 3}, "pretrain must be a mapping"),
+    ({"pretrain.dim": 30}, "pretrain.dim must be divisible by pretrain.heads"),
+])
+def test_bad_values_name_the_key_and_file(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(load_profile("default"), overrides, "ablations/apw.yaml")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_parse_set_reads_yaml_scalars():
+    assert parse_set(["pretrain.mask_ratio=0.5", "pretrain.weighting=fpw", "compute.bf16=false"]) == {
+        "pretrain.mask_ratio": 0.5, "pretrain.weighting": "fpw", "compute.bf16": False}
+    with pytest.raises(ConfigError, match="expects key=value"):
+        parse_set(["pretrain.mask_ratio"])
+
+
+def test_unknown_profile():
+    with pytest.raises(ConfigError, match="unknown profile 'huge'"):
+        load_profile("huge")
+
+
+def test_every_field_is_described():
+    keys = [row[0] for row in describe_fields()]
+    assert set(keys) == set(flatten(load_profile("default")))
