@@ -99,6 +99,9 @@ class PretrainConfig:
     dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
     segments_per_sequence: int = _f(8, lo=1, doc="random segments drawn per sequence per epoch")
     epochs: int = _f(30, lo=1)
+    # Table 4d: a second corpus added to pretraining only. "" none; a source spec (pt:DIR, ...);
+    # or "synth@SEED": the synthetic corpus with this config's settings and another seed.
+    extra_source: str = ""
 
 
 @dataclass(frozen=True)

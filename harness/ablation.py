@@ -1,0 +1,84 @@
+"""Ablation specs (`ablations/NAME.yaml`): a question, a base profile, named variants as overrides.
+
+Paper section 6: each file reproduces one table or figure. Variants are only dotted overrides of
+the base configuration; `baseline` names the row the others are compared to (paired bootstrap on
+BLEU-4); `curve` (optional) maps variants to an x value and draws a figure (figure 3: stride).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.config import ConfigError, ExperimentConfig, apply_overrides, load_profile, read_yaml
+
+ABLATION_DIR = Path(__file__).resolve().parents[1] / "ablations"
+TASKS = ("sign2text", "text2sign")
+_KEYS = ("question", "reproduces", "profile", "tasks", "baseline", "variants", "curve", "overrides")
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    name: str
+    path: Path
+    question: str
+    reproduces: str
+    profile: str
+    tasks: tuple[str, ...]
+    baseline: str
+    variants: dict[str, dict[str, Any]]  # variant -> dotted overrides
+    overrides: dict[str, Any] = field(default_factory=dict)  # applied to every variant
+    curve: dict[str, Any] = field(default_factory=dict)  # {"x": {variant: number}, "xlabel": str}
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in ABLATION_DIR.glob("*.yaml"))
+
+
+def load_ablation(name: str) -> AblationSpec:
+    path = ABLATION_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown ablation {name!r}; available: {', '.join(available())}")
+    where = f"ablations/{name}.yaml"
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping with keys {', '.join(_KEYS)}")
+    for key in data:
+        if key not in _KEYS:
+            raise ConfigError(f"unknown key {key} ({where}); valid keys: {', '.join(_KEYS)}")
+    for key in ("question", "reproduces", "profile", "tasks", "baseline", "variants"):
+        if key not in data:
+            raise ConfigError(f"missing key {key} ({where})")
+    tasks = data["tasks"]
+    if not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks):
+        raise ConfigError(f"tasks must be a non-empty list of {', '.join(TASKS)}, got {tasks!r} ({where})")
+    variants = data["variants"]
+    if not isinstance(variants, dict) or not variants:
+        raise ConfigError(f"variants must be a mapping of name -> overrides ({where})")
+    for vname, over in variants.items():
+        if over is None:
+            variants[vname] = {}
+        elif not isinstance(over, dict):
+            raise ConfigError(f"variants.{vname} must be a mapping of dotted overrides ({where})")
+    if data["baseline"] not in variants:
+        raise ConfigError(f"baseline {data['baseline']!r} is not one of the variants ({where})")
+    spec = AblationSpec(
+        name=name, path=path, question=str(data["question"]).strip(), reproduces=str(data["reproduces"]),
+        profile=str(data["profile"]), tasks=tuple(tasks), baseline=str(data["baseline"]),
+        variants={str(k): dict(v or {}) for k, v in variants.items()},
+        overrides=dict(data.get("overrides") or {}), curve=dict(data.get("curve") or {}))
+    # Bind every variant now: a typo in any of them is an error before anything runs.
+    base = load_profile(spec.profile)
+    for vname, over in spec.variants.items():
+        apply_overrides(base, {**spec.overrides, **over}, f"{where}, variant {vname}")
+    return spec
+
+
+def variant_config(spec: AblationSpec, variant: str, profile: str | None, cli_overrides: dict[str, Any],
+                   seed: int) -> ExperimentConfig:
+    """Profile, then the ablation's common overrides, the variant's, the CLI's, and the seed."""
+    base = load_profile(profile or spec.profile)
+    cfg = apply_overrides(base, {**spec.overrides, **spec.variants[variant]}, f"ablations/{spec.name}.yaml")
+    cfg = apply_overrides(cfg, cli_overrides, "--set")
+    return apply_overrides(cfg, {"seed": seed}, "--seeds")

@@ -1,0 +1,328 @@
+"""An ablation as one Ray Tune experiment (DESIGN.md "The harness"; paper section 6).
+
+Three levels, as Ray's examples name them: `worker.train_loop_per_worker` (one worker) ->
+`tune_trial` (one trial: builds the TorchTrainer, owns the trial's MLflow run) -> `run` (the Tuner
+over variants x seeds, then the table). The MLflow parent run is created here before `fit()`;
+trial runs are found again by a tag, so a retried or resumed trial continues its own run.
+`--resume` reruns only the trials without a result file; finished stages load from the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.ablation import AblationSpec, variant_config
+from harness.config import ConfigError, ExperimentConfig, flatten
+from harness.pipeline import check_window, prepare, stage_keys, stage_of
+from harness.stages import STAGES, StageCache
+from harness.worker import trial_result_path
+
+DEFAULT_SEEDS = {"debug": 1, "default": 3, "paper": 3}
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    variant: str
+    seed: int
+    cfg: ExperimentConfig
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant}-seed{self.seed}"
+
+    @property
+    def config_key(self) -> str:
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self.cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plan_trials(spec: AblationSpec, profile: str | None, seeds: int, overrides: dict[str, Any],
+                compute: dict[str, Any]) -> list[TrialPlan]:
+    trials = []
+    for variant in spec.variants:
+        for seed in range(seeds):
+            cfg = variant_config(spec, variant, profile, {**overrides, **compute}, seed)
+            trials.append(TrialPlan(variant, seed, cfg))
+    return trials
+
+
+def plan_stages(trials: list[TrialPlan], tasks: tuple[str, ...], results: Path) -> dict[str, dict[str, int]]:
+    """Per stage: how many distinct computations the trials need and how many are cached."""
+    cache = StageCache(results / "cache")
+    distinct: dict[str, set[str]] = {s: set() for s in STAGES}
+    for trial in trials:
+        for name, key in stage_keys(trial.cfg, tasks).items():
+            distinct[stage_of(name)].add(key)
+    return {s: {"distinct": len(keys), "cached": sum(cache.has_files(s, k) for k in keys)}
+            for s, keys in distinct.items() if keys}
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parents[1])
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        return (out.stdout.strip() or "unknown") + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# The live view
+# --------------------------------------------------------------------------------------------
+
+def _progress(stage: str, epoch: int, epochs: int, tasks: tuple[str, ...]) -> float:
+    order = ["pretrain", "sign2text", "backtranslator", "text2sign"]
+    order = [s for s in order if s == "pretrain" or s in tasks or (s == "backtranslator" and "text2sign" in tasks)]
+    if stage == "done":
+        return 1.0
+    if stage not in order:
+        return 0.0
+    return (order.index(stage) + (epoch / max(epochs, 1))) / len(order)
+
+
+def make_live_view(total: int, tasks: tuple[str, ...], stream=sys.stdout):
+    from ray.tune import Callback
+
+    class LiveView(Callback):
+        """One line per change: each trial's stage, epoch and latest metric, trials done, ETA."""
+
+        def __init__(self):
+            self.start = time.time()
+            self.state: dict[str, dict] = {}
+            self.done = 0
+            self.last_print = 0.0
+
+        def _key(self, trial) -> str:
+            return trial.config["trial"]["key"]
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            stage = str(result.get("stage", "?"))
+            epoch, epochs = int(result.get("epoch", 0) or 0), int(result.get("epochs", 0) or 0)
+            metric = next(((k, v) for k, v in result.items() if isinstance(k, str) and k.startswith(stage + "/")
+                           and ("dev_" in k or "loss" in k) and isinstance(v, (int, float))), None)
+            self.state[self._key(trial)] = {"stage": stage, "epoch": epoch, "epochs": epochs, "metric": metric}
+            now = time.time()
+            if now - self.last_print >= 2.0 or stage == "done":
+                self.last_print = now
+                self._print(self._key(trial))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.done += 1
+            self.state[self._key(trial)] = {"stage": "done", "epoch": 0, "epochs": 0, "metric": None}
+            self._print(self._key(trial))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            stream.write(f"  trial {self._key(trial)} FAILED; see its log under the results folder\n")
+            stream.flush()
+
+        def _print(self, key: str) -> None:
+            s = self.state[key]
+            fractions = [_progress(v["stage"], v["epoch"], v["epochs"], tasks) for v in self.state.values()]
+            progress = (sum(fractions) + 0.0) / max(total, 1)
+            elapsed = time.time() - self.start
+            eta = f"ETA {elapsed * (1 - progress) / progress / 60:.1f} min" if progress > 0.02 else "ETA ?"
+            what = "finished" if s["stage"] == "done" else f"{s['stage']} epoch {s['epoch']}/{s['epochs']}"
+            metric = f" {s['metric'][0].split('/')[-1]}={s['metric'][1]:.4g}" if s["metric"] else ""
+            stream.write(f"[{elapsed / 60:5.1f} min] {self.done}/{total} trials done | {key}: {what}{metric} | {eta}\n")
+            stream.flush()
+
+    return LiveView()
+
+
+# --------------------------------------------------------------------------------------------
+# One trial (runs inside a Tune trial actor)
+# --------------------------------------------------------------------------------------------
+
+def tune_trial(config: dict) -> None:
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from harness import tracking
+    from harness.worker import train_loop_per_worker
+
+    t, ctx = config["trial"], config["ctx"]
+    compute = t["cfg"]["compute"]
+    uri = ctx["tracking_uri"]
+    run_id = tracking.trial_run(uri, ctx["experiment_id"], ctx["parent_run_id"], t["key"], run_name=t["key"],
+                                tags={"variant": t["variant"], "seed": str(t["seed"]), "task": ",".join(ctx["tasks"]),
+                                      "ablation": ctx["ablation"], "profile": t["cfg"]["profile"]},
+                                params=t["params"])
+    gpus = float(compute["gpus_per_worker"])
+    resources = {"CPU": float(compute["cpus_per_worker"])}
+    if gpus:
+        resources["GPU"] = gpus
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": t["cfg"], "tasks": ctx["tasks"], "results": ctx["results"], "ablation": ctx["ablation"],
+                           "trial_key": t["key"], "variant": t["variant"], "config_key": t["config_key"],
+                           "tracking_uri": uri, "run_id": run_id},
+        scaling_config=ray.train.ScalingConfig(num_workers=int(compute["workers_per_trial"]), use_gpu=gpus > 0,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            # Deterministic name: a rerun of this trial resumes its Train run from the last checkpoint.
+            name=f"{ctx['ablation']}-{ctx['invocation']}-{t['key']}",
+            storage_path=ctx["storage"],
+            failure_config=ray.train.FailureConfig(max_failures=int(compute["max_failures"])),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    try:
+        trainer.fit()
+    except BaseException:
+        tracking.set_terminated(uri, run_id, "FAILED")
+        raise
+    tracking.set_terminated(uri, run_id, "FINISHED")
+
+
+# --------------------------------------------------------------------------------------------
+# The study
+# --------------------------------------------------------------------------------------------
+
+def init_ray(address: str | None, quiet: bool = True) -> bool:
+    """Connect to `address` or start a local Ray; returns True when we started it (and must stop it)."""
+    import logging
+
+    import ray
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled") if not address else None
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
+    if address:
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the Ray cluster at --address {address}: {str(exc).splitlines()[0]}") from None
+        return False
+    ray.init(**kwargs)
+    return True
+
+
+def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_uri: str, address: str | None,
+        max_concurrent: int | None, resume: bool, command: str, say=print) -> dict:
+    import ray
+    from ray import tune
+
+    from harness import report, tracking
+
+    results = results.resolve()
+    tasks = spec.tasks
+    out_dir = results / spec.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+
+    # Data once, in the driver: a bad file or a too-long window fails before any training.
+    cache = StageCache(results / "cache")
+    for cfg in {json.dumps(dataclasses.asdict(t.cfg.data), sort_keys=True): t.cfg for t in trials}.values():
+        key = stage_keys(cfg, tasks)["prepare"]
+        corpus = prepare(cfg.data.source, cfg, cache, key, say)
+        for t in trials:
+            if dataclasses.asdict(t.cfg.data) == dataclasses.asdict(cfg.data):
+                check_window(corpus, t.cfg.pretrain.window, cfg.data.source)
+
+    experiment = f"ablation-{spec.name}"
+    experiment_id = tracking.ensure_experiment(tracking_uri, experiment, str(results / "mlartifacts"))
+    commit = git_commit()
+    corpus_name = trials[0].cfg.data.source
+    synthetic = corpus_name.startswith("synth")
+    if resume and state.get("parent_run_id") and state.get("tracking_uri") == tracking_uri:
+        parent = state["parent_run_id"]
+        tracking.resume_parent(tracking_uri, parent)
+        invocation = state["invocation"]
+        say(f"resuming {spec.name}: MLflow run {parent}")
+    else:
+        if state.get("parent_run_id") and state.get("tracking_uri") == tracking_uri:
+            # A previous invocation that never finished: close it and its dangling trial runs.
+            tracking.close_dangling(tracking_uri, state["experiment_id"], state["parent_run_id"], keep=set())
+        invocation = time.strftime("%Y%m%d-%H%M%S")
+        parent = tracking.start_parent(tracking_uri, experiment_id, f"{spec.name} {invocation}", tags={
+            "command": command, "profile": trials[0].cfg.profile, "corpus": corpus_name,
+            "synthetic_corpus": str(synthetic), "git_commit": commit, "ablation": spec.name,
+            "reproduces": spec.reproduces, "question": spec.question})
+        for t in trials:  # a fresh invocation recomputes results (the stage cache still skips work)
+            trial_result_path(results, spec.name, t.key).unlink(missing_ok=True)
+    state = {"parent_run_id": parent, "experiment_id": experiment_id, "tracking_uri": tracking_uri,
+             "invocation": invocation, "trials": [t.key for t in trials]}
+    state_path.write_text(json.dumps(state, indent=1))
+
+    def finished(t: TrialPlan) -> bool:
+        path = trial_result_path(results, spec.name, t.key)
+        if not path.is_file():
+            return False
+        try:
+            return json.loads(path.read_text()).get("config_key") == t.config_key
+        except ValueError:
+            return False
+
+    todo = [t for t in trials if not finished(t)]
+    if len(todo) < len(trials):
+        say(f"{len(trials) - len(todo)} of {len(trials)} trials already finished; running {len(todo)}")
+    if todo:
+        started = init_ray(None if address in (None, "", "local") else address)
+        try:
+            first = todo[0].cfg.compute
+            per_trial = first.workers_per_trial * first.cpus_per_worker
+            concurrent = max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // per_trial))
+            ctx = {"tracking_uri": tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent,
+                   "results": str(results), "ablation": spec.name, "tasks": list(tasks), "invocation": invocation,
+                   "storage": str(results / "ray")}
+            grid = [{"key": t.key, "variant": t.variant, "seed": t.seed, "cfg": dataclasses.asdict(t.cfg),
+                     "config_key": t.config_key, "params": {k: str(v) for k, v in flatten(t.cfg).items()}}
+                    for t in todo]
+            say(f"{spec.name}: {len(todo)} trials, up to {concurrent} at a time "
+                f"({first.workers_per_trial} worker(s) x {first.cpus_per_worker:g} CPU"
+                f"{f' + {first.gpus_per_worker:g} GPU' if first.gpus_per_worker else ''} each)")
+            tuner = tune.Tuner(
+                tune.with_resources(tune_trial, {"CPU": 0.01}),
+                param_space={"trial": tune.grid_search(grid), "ctx": ctx},
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=False),
+                run_config=tune.RunConfig(name=f"{spec.name}-{invocation}", storage_path=str(results / "ray"),
+                                          failure_config=tune.FailureConfig(max_failures=1), verbose=0,
+                                          callbacks=[make_live_view(len(todo), tasks)]),
+            )
+            tuner.fit()
+        finally:
+            if started:
+                ray.shutdown()
+
+    missing = [t.key for t in trials if not finished(t)]
+    trial_results = []
+    for t in trials:
+        if t.key in missing:
+            continue
+        result = json.loads(trial_result_path(results, spec.name, t.key).read_text())
+        for task in tasks:
+            test = result[task]["test"]
+            trial_results.append({"variant": t.variant, "seed": t.seed, "task": task, "metrics": test["metrics"],
+                                  "hypotheses": test["hypotheses"], "references": test["references"]})
+    table = {"missing": missing}
+    if trial_results:
+        rows = report.build_table(trial_results, list(spec.variants), spec.baseline)
+        seeds = sorted({t.seed for t in trials})
+        footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, commit, synthetic)
+        title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
+        markdown = report.write_table(rows, out_dir, title, footer)
+        files = [out_dir / "table.md", out_dir / "table.csv"]
+        if spec.curve:
+            png = out_dir / "curve.png"
+            report.plot_curve(rows, spec.curve["x"], "bleu4", "sign2text", png,
+                              f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})")
+            files.append(png)
+        tracking.log_table(tracking_uri, parent, rows, "table.json")
+        for f in files:
+            tracking.log_artifact(tracking_uri, parent, f)
+        table.update({"rows": rows, "markdown": markdown, "files": [str(f) for f in files]})
+    tracking.set_terminated(tracking_uri, parent, "FAILED" if missing else "FINISHED")
+    table["parent_run_id"] = parent
+    return table

@@ -1,0 +1,55 @@
+"""`python -m harness.trial ABLATION VARIANT`: one trial in this process, without Ray Tune or Train.
+
+For debugging (breakpoints work) and for measuring the orchestration overhead: the same stages,
+the same cache and the same training loop as a trial of `run_ablation.py`, on one local worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from harness.ablation import available, load_ablation, variant_config
+from harness.cli import run_cli
+from harness.config import PROFILES, ConfigError, parse_set
+from harness.loop import local_runtime
+from harness.pipeline import Trial
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.trial", description=__doc__)
+    p.add_argument("ablation", help=f"one of {', '.join(available())}")
+    p.add_argument("variant")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", choices=PROFILES)
+    p.add_argument("--results", default="results")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    spec = load_ablation(args.ablation)
+    if args.variant not in spec.variants:
+        raise ConfigError(f"unknown variant {args.variant!r} of {args.ablation}; one of {', '.join(spec.variants)}")
+    cfg = variant_config(spec, args.variant, args.profile, parse_set(args.set), args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    say = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    result = Trial(cfg, spec.tasks, Path(args.results).resolve(), local_runtime(say)).run()
+    result.get("text2sign", {}).pop("sample", None)
+    summary = {task: result[task]["test"]["metrics"] for task in spec.tasks}
+    if args.json:
+        print(json.dumps({"metrics": summary, "stages": result["stages"], "stage_seconds": result["stage_seconds"],
+                          "seconds": result["seconds"]}))
+    else:
+        for task, metrics in summary.items():
+            print(f"{task} (test): " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+        print(f"stages: {result['stages']}; {result['seconds']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
