@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
+from harness.data.preprocess import DEFAULT_NOISE_THRESHOLD
+
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PROFILES = ("debug", "default", "paper")
 
@@ -63,8 +65,8 @@ class DataConfig:
 
     source: str = "synth"  # synth | synth:PROFILE | pt:DIR | openpose:DIR | pose:FILE_OR_DIR | npz:FILE
     # Mean joint displacement between consecutive frames, in shoulder lengths, above which a frame
-    # is noisy and dropped (the paper's 400 is in pixels; see harness/data/preprocess.py).
-    noise_threshold: float = _f(1.0, lo=0.0, lo_open=True)
+    # is noisy and dropped (the paper's 400 is in pixels; the reasoning is in harness/data/preprocess.py).
+    noise_threshold: float = _f(DEFAULT_NOISE_THRESHOLD, lo=0.0, lo_open=True)
     synth: SynthConfig = field(default_factory=SynthConfig)
 
 

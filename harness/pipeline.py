@@ -108,19 +108,18 @@ def load_raw(spec: str, cfg: ExperimentConfig) -> Corpus:
 
 
 def preprocess_corpus(raw: Corpus, noise_threshold: float) -> tuple[Corpus, dict]:
-    from harness.data.preprocess import preprocess_sequence
+    """Appendix B.1 per split; sequences that cannot be normalized are skipped and counted."""
+    from harness.data.prepare import harmonize_coords, prepare_split
+    problems: list[str] = []
+    raw = harmonize_coords(raw, problems)
     out: Corpus = {}
-    report: dict = {}
+    report: dict = {"problems": problems}
     for split, seqs in raw.items():
-        kept, dropped, raw_frames = [], [], []
-        for seq in seqs:
-            clean, n_dropped = preprocess_sequence(seq, noise_threshold=noise_threshold)
-            kept.append(clean)
-            dropped.append(n_dropped)
-            raw_frames.append(seq.num_frames)
-        out[split] = kept
-        report[split] = {"sequences": len(kept), "frames_raw": raw_frames,
-                         "frames": [s.num_frames for s in kept], "dropped": dropped}
+        out[split], report[split] = prepare_split(seqs, noise_threshold=noise_threshold, min_frames=1)
+    for split in ("train", "dev", "test"):
+        if not out.get(split):
+            raise DataError(f"the {split} split has no usable sequences after preprocessing "
+                            f"(run `python -m harness.data inspect SOURCE` to see why)")
     return out, report
 
 
@@ -373,12 +372,20 @@ class Trial:
             out: dict[str, list[torch.Tensor]] = {}
             with torch.no_grad():
                 for split, seqs in self.corpus().items():
-                    zs = []
+                    windows, masks, counts = [], [], []
                     for seq in seqs:
                         win, wmask = sliding_windows(torch.from_numpy(seq.keypoints), torch.from_numpy(seq.mask),
                                                      window, stride)  # (N, w, V, C), (N, w, V)
-                        zs.append(encoder.encode(win.to(self.rt.device), wmask.to(self.rt.device)).cpu())  # (N, D)
-                    out[split] = zs
+                        windows.append(win)
+                        masks.append(wmask)
+                        counts.append(win.shape[0])
+                    # All windows of a split through the encoder in large chunks: one call per window
+                    # would cost far more in overhead than in arithmetic.
+                    flat, flat_mask = torch.cat(windows), torch.cat(masks)  # (sum N, w, V, C), (sum N, w, V)
+                    z = torch.cat([encoder.encode(flat[i:i + 512].to(self.rt.device),
+                                                  flat_mask[i:i + 512].to(self.rt.device)).cpu()
+                                   for i in range(0, flat.shape[0], 512)])  # (sum N, D)
+                    out[split] = list(torch.split(z, counts))
             return out
 
         return self.cached(name, produce, lambda out, folder: save_torch(out, folder / "z.pt"),

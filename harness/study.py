@@ -204,7 +204,9 @@ def init_ray(address: str | None, quiet: bool = True) -> bool:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"cannot reach the Ray cluster at --address {address}: {str(exc).splitlines()[0]}") from None
         return False
-    ray.init(**kwargs)
+    # One extra CPU slot holds the trial drivers' 0.01-CPU reservations (a Tune function trial
+    # cannot ask for 0 CPU), so on 2 cores two 1-CPU trial workers still run at once.
+    ray.init(num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
     return True
 
 
@@ -273,7 +275,8 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
         try:
             first = todo[0].cfg.compute
             per_trial = first.workers_per_trial * first.cpus_per_worker
-            concurrent = max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // per_trial))
+            cpus = ray.cluster_resources().get("CPU", 1) - (1 if started else 0)  # minus the drivers' slot
+            concurrent = max_concurrent or max(1, int(cpus // per_trial))
             ctx = {"tracking_uri": tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent,
                    "results": str(results), "ablation": spec.name, "tasks": list(tasks), "invocation": invocation,
                    "storage": str(results / "ray")}
@@ -310,14 +313,15 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
     if trial_results:
         rows = report.build_table(trial_results, list(spec.variants), spec.baseline)
         seeds = sorted({t.seed for t in trials})
-        footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, commit, synthetic)
+        footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, commit, synthetic, baseline=spec.baseline)
         title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
-        markdown = report.write_table(rows, out_dir, title, footer)
+        markdown = report.write_table(rows, out_dir, title, footer, baseline=spec.baseline)
         files = [out_dir / "table.md", out_dir / "table.csv"]
         if spec.curve:
             png = out_dir / "curve.png"
             report.plot_curve(rows, spec.curve["x"], "bleu4", "sign2text", png,
-                              f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})")
+                              f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})",
+                              x_label=spec.curve.get("xlabel", "x"))
             files.append(png)
         tracking.log_table(tracking_uri, parent, rows, "table.json")
         for f in files:

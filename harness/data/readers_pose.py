@@ -1,0 +1,225 @@
+"""pose-format `.pose` files -> canonical layout (paper section 4.2 "Keypoint Processing").
+
+Read with the pose-format package. Points are mapped by component and point NAMES from the file's
+header, never by position, so reduced files (e.g. MediaPipe with 128 of the 468 face points) work:
+
+- OpenPose 137 (components pose_keypoints_2d, face_keypoints_2d, hand_left_keypoints_2d,
+  hand_right_keypoints_2d; any case, _2d/_3d suffix optional): body by the BODY_25 names Nose,
+  Neck, RShoulder, ...; face points by the dlib number at the end of their names (FB_0 ... FP_69)
+  through models.layout.DLIB_FACE; hands by the names BASE, T_STT, ... (OpenPose order).
+- MediaPipe Holistic (POSE_LANDMARKS, FACE_LANDMARKS, LEFT_HAND_LANDMARKS, RIGHT_HAND_LANDMARKS):
+  body from NOSE, LEFT/RIGHT_SHOULDER/ELBOW/WRIST; the neck is not a MediaPipe landmark, so it is
+  derived as the mid-shoulder, present when both shoulders are. Face by mesh index (the point
+  names are the indices) through models.layout.MEDIAPIPE_FACE. Hands by WRIST, THUMB_CMC, ...
+- Our own layout (component UNIGLOR73 with CANONICAL's point names), which write_pose writes.
+
+A canonical point whose name the file lacks is masked (e.g. the reduced MediaPipe body has no NOSE).
+Only the first person is used. C is the file's number of spatial dimensions (2 or 3); the
+confidence dimension is dropped and, with pose-format's mask, gives the presence mask
+(present = unmasked and confidence > 0).
+
+A FILE_OR_DIR source: one file is the "train" split; a directory of .pose files is "train", unless it
+has train/dev(val)/test subfolders. Texts come from an optional sentence table (.tsv/.csv with
+SENTENCE_NAME and SENTENCE, tab separated) beside the files, matched by file stem; else empty text.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from harness.data.record import SPLITS, Corpus, DataError, SignSequence
+from harness.data.sources import (
+    BODY, FACE, V, empty_frames, find_sentence_table, finite_or_error, make_sequence, put_hand,
+    put_points, read_sentence_table, split_dirs,
+)
+from models.layout import BODY_NAMES, CANONICAL, DLIB_FACE, MEDIAPIPE_FACE
+
+OWN_COMPONENT = "UNIGLOR73"
+
+_OPENPOSE_HAND = (
+    "BASE", "T_STT", "T_BCMC", "T_MCP", "T_IP", "I_CMC", "I_MCP", "I_PIP", "I_DIP",
+    "M_CMC", "M_MCP", "M_PIP", "M_DIP", "R_CMC", "R_MCP", "R_PIP", "R_DIP",
+    "P_CMC", "P_MCP", "P_PIP", "P_DIP",
+)
+_MEDIAPIPE_HAND = ("WRIST",) + tuple(
+    f"{finger}_{joint}"
+    for finger, joints in (
+        ("THUMB", ("CMC", "MCP", "IP", "TIP")),
+        ("INDEX_FINGER", ("MCP", "PIP", "DIP", "TIP")),
+        ("MIDDLE_FINGER", ("MCP", "PIP", "DIP", "TIP")),
+        ("RING_FINGER", ("MCP", "PIP", "DIP", "TIP")),
+        ("PINKY", ("MCP", "PIP", "DIP", "TIP")),
+    )
+    for joint in joints
+)
+_OPENPOSE_BODY = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist")
+_MEDIAPIPE_BODY = ("NOSE", None, "RIGHT_SHOULDER", "RIGHT_ELBOW", "RIGHT_WRIST",
+                   "LEFT_SHOULDER", "LEFT_ELBOW", "LEFT_WRIST")  # None: the neck is derived
+
+# Normalized component name -> (role, source point names in our order; for faces the source indices)
+_COMPONENTS = {
+    "POSE_KEYPOINTS": ("body", _OPENPOSE_BODY),
+    "FACE_KEYPOINTS": ("face", DLIB_FACE),
+    "HAND_LEFT_KEYPOINTS": ("left", _OPENPOSE_HAND),
+    "HAND_RIGHT_KEYPOINTS": ("right", _OPENPOSE_HAND),
+    "POSE_LANDMARKS": ("body", _MEDIAPIPE_BODY),
+    "FACE_LANDMARKS": ("face", MEDIAPIPE_FACE),
+    "LEFT_HAND_LANDMARKS": ("left", _MEDIAPIPE_HAND),
+    "RIGHT_HAND_LANDMARKS": ("right", _MEDIAPIPE_HAND),
+}
+assert len(_MEDIAPIPE_HAND) == 21 and len(BODY_NAMES) == len(_OPENPOSE_BODY)
+
+
+def _normalize_component(name: str) -> str:
+    return re.sub(r"_[23]D$", "", name.strip().upper())
+
+
+def _face_number(point: str) -> int | None:
+    # OpenPose face points are "FB_0" ... "FP_69", MediaPipe's are "0" ... "467": the number is the index.
+    match = re.search(r"(\d+)$", point)
+    return int(match.group(1)) if match else None
+
+
+def pose_to_sequence(pose, path: Path, name: str, text: str) -> SignSequence:
+    """A pose_format.Pose (NumPyPoseBody) -> SignSequence in the canonical layout (first person)."""
+    header, body = pose.header, pose.body
+    data = body.data  # (T, P, N, C) masked
+    T, P, N, C = data.shape
+    if C not in (2, 3):
+        raise DataError(f"{path}: {C} spatial dimensions; expected 2 (x, y) or 3 (x, y, z)")
+    keypoints, mask = empty_frames(T, C)
+    if P == 0:  # nobody in any frame
+        return make_sequence(name, keypoints, mask, text, meta={"source": "pose", "file": str(path), "fps": float(body.fps)})
+    values = np.asarray(np.ma.getdata(data)[:, 0], np.float32)  # (T, N, C)
+    present = ~np.ma.getmaskarray(data)[:, 0].any(-1)  # (T, N)
+    present &= np.asarray(body.confidence)[:, 0] > 0
+    finite_or_error(np.where(present[..., None], values, 0.0), f"{path}")
+
+    offsets, used = {}, []
+    start = 0
+    for comp in header.components:
+        offsets[comp.name] = (start, comp)
+        start += len(comp.points)
+    if start != N:
+        raise DataError(f"{path}: header lists {start} points but the body has {N}; expected them equal")
+
+    for comp_name, (start, comp) in offsets.items():
+        index = {p: start + i for i, p in enumerate(comp.points)}
+        if comp_name == OWN_COMPONENT:
+            missing = [n for n in CANONICAL.names if n not in index]
+            if missing:
+                raise DataError(f"{path}: component {OWN_COMPONENT} lacks point {missing[0]!r}; expected all 73 canonical names")
+            src = [index[n] for n in CANONICAL.names]
+            put_points(keypoints, mask, range(V), values[:, src], present[:, src])
+            used.append(comp_name)
+            continue
+        role = _COMPONENTS.get(_normalize_component(comp_name))
+        if role is None:
+            continue  # e.g. POSE_WORLD_LANDMARKS: not part of our layout
+        kind, names = role
+        used.append(comp_name)
+        if kind == "face":
+            by_number = {_face_number(p): start + i for i, p in enumerate(comp.points)}
+            dst = [FACE[j] for j, k in enumerate(names) if k in by_number]
+            src = [by_number[k] for k in names if k in by_number]
+            put_points(keypoints, mask, dst, values[:, src], present[:, src])
+        elif kind == "body":
+            dst = [BODY[j] for j, n in enumerate(names) if n is not None and n in index]
+            src = [index[n] for n in names if n is not None and n in index]
+            put_points(keypoints, mask, dst, values[:, src], present[:, src])
+            if names[1] is None:  # MediaPipe: neck = mid-shoulder
+                rsh, lsh = CANONICAL.right_shoulder, CANONICAL.left_shoulder
+                both = mask[:, rsh] & mask[:, lsh]
+                keypoints[:, BODY[1]] = np.where(both[:, None], (keypoints[:, rsh] + keypoints[:, lsh]) / 2, 0.0)
+                mask[:, BODY[1]] = both
+        else:
+            joints = np.zeros((T, 21, C), np.float32)
+            ok = np.zeros((T, 21), bool)
+            for j, n in enumerate(names):
+                if n in index:
+                    joints[:, j], ok[:, j] = values[:, index[n]], present[:, index[n]]
+            put_hand(keypoints, mask, kind, joints, ok)
+    if not used:
+        raise DataError(
+            f"{path}: no known component among {[c.name for c in header.components]}; expected OpenPose "
+            f"(pose_keypoints_2d, ...), MediaPipe Holistic (POSE_LANDMARKS, ...) or {OWN_COMPONENT}"
+        )
+    return make_sequence(
+        name, keypoints, mask, text,
+        meta={"source": "pose", "file": str(path), "fps": float(body.fps), "components": used},
+    )
+
+
+def read_pose_file(path: Path, name: str | None = None, text: str = "") -> SignSequence:
+    from pose_format import Pose  # lazy: only this source needs the package
+
+    path = Path(path)
+    try:
+        pose = Pose.read(path.read_bytes())
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err})") from None
+    except Exception as err:  # pose-format raises assorted errors on a corrupt buffer
+        raise DataError(f"{path}: not a readable .pose file ({type(err).__name__}: {err})") from None
+    return pose_to_sequence(pose, path, name or path.stem, text)
+
+
+def _read_pose_folder(directory: Path, problems: list[str]) -> list[SignSequence]:
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".pose")
+    table_path = find_sentence_table(directory, required=False)
+    table = read_sentence_table(table_path) if table_path else {}
+    if table_path:
+        missing = [p.stem for p in files if p.stem not in table]
+        if missing:
+            problems.append(f"{table_path}: no sentence for {len(missing)} .pose file(s), empty text (first: {missing[0]})")
+    return [read_pose_file(p, p.stem, table.get(p.stem, ("", {}))[0]) for p in files]
+
+
+def read_pose(path: Path, problems: list[str] | None = None) -> Corpus:
+    """A .pose file or a directory of them (see the module docstring) -> Corpus."""
+    path = Path(path)
+    problems = problems if problems is not None else []
+    if path.is_file():
+        table_path = find_sentence_table(path.parent, required=False)
+        table = read_sentence_table(table_path) if table_path else {}
+        text = table.get(path.stem, ("", {}))[0]
+        return {"train": [read_pose_file(path, path.stem, text)], "dev": [], "test": []}
+    splits = split_dirs(path)
+    if splits is None:
+        corpus = {"train": _read_pose_folder(path, problems), "dev": [], "test": []}
+    else:
+        corpus = {s: _read_pose_folder(splits[s], problems) if s in splits else [] for s in SPLITS}
+    if not any(corpus.values()):
+        raise DataError(f"{path}: no .pose files; expected *.pose files or train/dev/test subfolders of them")
+    return corpus
+
+
+def write_pose(sequence: SignSequence, path: Path, fps: float | None = None) -> None:
+    """Write one sequence as a .pose file with one component, UNIGLOR73 (CANONICAL's point names
+    and edges), which read_pose reads back exactly. Confidence is the mask (1 present, 0 absent)."""
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions
+
+    C = sequence.keypoints.shape[-1]
+    fps = float(fps if fps is not None else sequence.meta.get("fps", 25.0))
+    component = PoseHeaderComponent(
+        name=OWN_COMPONENT,
+        points=list(CANONICAL.names),
+        limbs=[(int(a), int(b)) for a, b in CANONICAL.edges],
+        colors=[(255, 255, 255)] * len(CANONICAL.edges),
+        point_format="XYZC" if C == 3 else "XYC",
+    )
+    header = PoseHeader(version=0.1, dimensions=PoseHeaderDimensions(width=1, height=1, depth=1 if C == 3 else 0),
+                        components=[component])
+    mask = sequence.mask.astype(bool)
+    data = np.where(mask[..., None], sequence.keypoints, 0.0).astype(np.float32)[:, None]  # (T, 1, V, C)
+    confidence = mask.astype(np.float32)[:, None]  # (T, 1, V)
+    body = NumPyPoseBody(fps=fps, data=np.ma.masked_array(data, mask=np.repeat(~mask[:, None, :, None], C, -1)),
+                         confidence=confidence)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        Pose(header, body).write(f)

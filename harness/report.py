@@ -1,0 +1,346 @@
+"""Ablation tables and curves in the paper's layout (paper section 4.3: tables 4a-4d, table 5, figure 3).
+
+The paper reports one number per cell from one run. A study here runs every variant with several
+seeds, so a cell is "mean ± std" over seeds, and each row carries a paired bootstrap p-value of its
+BLEU-4 against the baseline row of the same task (DESIGN "Metrics").
+
+Conventions (they are also written into every table's footer by `footer_text`):
+- std is the *sample* standard deviation over seeds (ddof = 1) when a row has >= 2 seeds, and 0.0
+  with one seed (nothing to estimate; the footer names the seeds and rows with fewer seeds are listed).
+- p(BLEU-4): the seeds both rows share are paired (seed s of the row against seed s of the
+  baseline) and their test-set outputs are concatenated, in seed order, into one corpus per system
+  over the repeated references; sacrebleu's paired bootstrap then resamples sentence pairs of that
+  corpus. Pairing by seed keeps it a paired test (each resampled item is the same test sentence
+  from the same seed in both systems), and pooling the seeds lets seed-to-seed variation enter the
+  test (as MultEval pools optimizer replicas) instead of trusting one lucky seed. Caveat: the k
+  copies of a test sentence are resampled as independent items, so p is somewhat optimistic for
+  sentence sampling; the std column shows the seed spread separately.
+- BLEU/ROUGE of text-to-sign rows score back-translations (the backtranslator stage) of the
+  generated keypoints; MPJPE/DTW-MJE are in shoulder-length units.
+
+Rows are plain dicts (one per variant and task), so the ablation runner can log them to MLflow with
+`harness.tracking.log_table` as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import metrics as _metrics
+
+TASKS = ("sign2text", "text2sign")
+TEXT_METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge")
+POSE_METRICS = ("mpjpe", "dtw_mje")
+ALL_METRICS = TEXT_METRICS + POSE_METRICS
+CSV_COLUMNS = (
+    ("variant", "task")
+    + ALL_METRICS
+    + tuple(f"{m}_std" for m in ALL_METRICS)
+    + ("seeds", "p_bleu4")
+)
+BOOTSTRAP_SEED = 12345  # fixed so a table is reproducible from its trial outputs
+SYNTHETIC_LINE = (
+    "Synthetic corpus: these numbers show that the harness measures an effect; "
+    "they are not PHOENIX14T or How2Sign results."
+)
+_LABELS = {
+    "bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4",
+    "rouge": "ROUGE-L", "mpjpe": "MPJPE", "dtw_mje": "DTW-MJE",
+}
+_TASK_TITLES = {
+    "sign2text": "Sign-to-text (SLT)",
+    "text2sign": "Text-to-sign (SLP; BLEU/ROUGE-L by back-translation)",
+}
+
+
+# ----------------------------------------------------------------------------- table rows
+
+
+def _check_result(i: int, r: Mapping[str, Any]) -> None:
+    where = f"results[{i}]"
+    for key in ("variant", "seed", "task", "metrics", "hypotheses", "references"):
+        if key not in r:
+            raise ValueError(f"{where}: missing key {key!r}")
+    if r["task"] not in TASKS:
+        raise ValueError(f"{where}: task must be one of {TASKS}, got {r['task']!r}")
+    needed = TEXT_METRICS + (POSE_METRICS if r["task"] == "text2sign" else ())
+    missing = [m for m in needed if m not in r["metrics"]]
+    if missing:
+        raise ValueError(f"{where} ({r['variant']}, {r['task']}, seed {r['seed']}): metrics lack {missing}")
+    if len(r["hypotheses"]) != len(r["references"]):
+        raise ValueError(
+            f"{where} ({r['variant']}, {r['task']}, seed {r['seed']}): {len(r['hypotheses'])} "
+            f"hypotheses but {len(r['references'])} references"
+        )
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if arr.size >= 2 else 0.0
+    return float(arr.mean()), std
+
+
+def _p_bleu4(
+    system: dict[int, Mapping[str, Any]], baseline: dict[int, Mapping[str, Any]], n_bootstrap: int
+) -> float | None:
+    """Paired bootstrap p on BLEU-4, seeds paired and concatenated (see the module docstring)."""
+    shared = sorted(set(system) & set(baseline))
+    if not shared:
+        return None
+    hyps_base: list[str] = []
+    hyps_sys: list[str] = []
+    refs: list[str] = []
+    for seed in shared:
+        s, b = system[seed], baseline[seed]
+        if list(s["references"]) != list(b["references"]):
+            raise ValueError(
+                f"{s['variant']} and baseline {b['variant']} ({s['task']}, seed {seed}) were scored "
+                "on different references; a paired test needs the same test set"
+            )
+        hyps_base += list(b["hypotheses"])
+        hyps_sys += list(s["hypotheses"])
+        refs += list(s["references"])
+    if not refs:
+        return None
+    return _metrics.paired_bootstrap_bleu4(hyps_base, hyps_sys, refs, n_bootstrap, BOOTSTRAP_SEED)
+
+
+def build_table(
+    results: Iterable[Mapping[str, Any]],
+    variants_in_order: Sequence[str],
+    baseline: str,
+    n_bootstrap: int = 1000,
+) -> list[dict[str, Any]]:
+    """Aggregate trial results into one row per (variant, task), sign-to-text rows first.
+
+    Each row: variant, task, bleu1..bleu4, rouge, mpjpe, dtw_mje (None for sign2text), the same
+    keys with "_std" (sample std over seeds, 0.0 with one seed), seeds (count) and p_bleu4 (paired
+    bootstrap against the baseline row of the same task; None for the baseline row, and when the
+    baseline row is absent or shares no seed). Variants with no result are left out.
+    """
+    if baseline not in variants_in_order:
+        raise ValueError(f"baseline {baseline!r} is not one of the variants {list(variants_in_order)}")
+    if len(set(variants_in_order)) != len(variants_in_order):
+        raise ValueError(f"variants_in_order has duplicates: {list(variants_in_order)}")
+    known = set(variants_in_order)
+    # (variant, task) -> seed -> result
+    groups: dict[tuple[str, str], dict[int, Mapping[str, Any]]] = {}
+    for i, r in enumerate(results):
+        _check_result(i, r)
+        if r["variant"] not in known:
+            raise ValueError(f"results[{i}]: variant {r['variant']!r} is not in {list(variants_in_order)}")
+        by_seed = groups.setdefault((r["variant"], r["task"]), {})
+        seed = int(r["seed"])
+        if seed in by_seed:
+            raise ValueError(f"results[{i}]: a second result for ({r['variant']}, {r['task']}, seed {seed})")
+        by_seed[seed] = r
+
+    rows: list[dict[str, Any]] = []
+    for task in TASKS:
+        base_group = groups.get((baseline, task))
+        for variant in variants_in_order:
+            group = groups.get((variant, task))
+            if not group:
+                continue
+            ordered = [group[s] for s in sorted(group)]
+            row: dict[str, Any] = {"variant": variant, "task": task}
+            for m in ALL_METRICS:
+                if m in POSE_METRICS and task == "sign2text":
+                    row[m] = row[f"{m}_std"] = None
+                    continue
+                row[m], row[f"{m}_std"] = _mean_std([float(r["metrics"][m]) for r in ordered])
+            row["seeds"] = len(ordered)
+            if variant == baseline or base_group is None:
+                row["p_bleu4"] = None
+            else:
+                row["p_bleu4"] = _p_bleu4(group, base_group, n_bootstrap)
+            rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _atomic_write(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file in the same folder + os.replace, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(row: Mapping[str, Any], metric: str) -> str:
+    mean, std = row.get(metric), row.get(f"{metric}_std")
+    if _missing(mean):
+        return "–"
+    digits = 3 if metric in POSE_METRICS else 2
+    std = 0.0 if _missing(std) else std
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _p_cell(row: Mapping[str, Any], baseline: str | None) -> str:
+    p = row.get("p_bleu4")
+    if _missing(p):
+        return "(baseline)" if row["variant"] == baseline else "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _markdown_table(rows: list[Mapping[str, Any]], task: str, baseline: str | None) -> str:
+    metrics = TEXT_METRICS + (POSE_METRICS if task == "text2sign" else ())
+    header = ["Variant"] + [_LABELS[m] for m in metrics] + ["p (BLEU-4)"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" + "---:|" * (len(header) - 1),
+    ]
+    for r in rows:
+        cells = [str(r["variant"])] + [_cell(r, m) for m in metrics] + [_p_cell(r, baseline)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_table(
+    rows: Sequence[Mapping[str, Any]],
+    directory: str | os.PathLike,
+    title: str,
+    footer: str,
+    *,
+    baseline: str | None = None,
+) -> str:
+    """Write table.md (paper layout: one table per task, then the footer) and table.csv into
+    directory, each atomically; returns the markdown text.
+
+    Cells are "mean ± std" (2 decimals; 3 for MPJPE/DTW-MJE); p is "<0.001" or 3 decimals, "–"
+    when absent, "(baseline)" in the row of `baseline` when it is given.
+    """
+    directory = Path(directory)
+    parts = [f"# {title}", ""]
+    for task in TASKS:
+        task_rows = [r for r in rows if r["task"] == task]
+        if not task_rows:
+            continue
+        parts += [f"## {_TASK_TITLES[task]}", "", _markdown_table(task_rows, task, baseline), ""]
+    most = max((int(r["seeds"]) for r in rows), default=0)
+    short = [f"{r['variant']} ({r['task']}): {r['seeds']}" for r in rows if int(r["seeds"]) < most]
+    if short:
+        parts += [f"Rows with fewer than {most} seeds: " + "; ".join(short) + ".", ""]
+    parts += [footer.rstrip(), ""]
+    markdown = "\n".join(parts)
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        # repr keeps every digit, so the csv re-creates the table exactly; missing values are empty.
+        writer.writerow(["" if _missing(r.get(c)) else (repr(r[c]) if isinstance(r[c], float) else r[c])
+                         for c in CSV_COLUMNS])
+    _atomic_write(directory / "table.md", markdown)
+    _atomic_write(directory / "table.csv", buf.getvalue())
+    return markdown
+
+
+def footer_text(
+    corpus: str,
+    profile: str,
+    seeds: Sequence[int],
+    commit: str,
+    synthetic: bool,
+    *,
+    baseline: str | None = None,
+    n_bootstrap: int | None = None,
+) -> str:
+    """The footer every table carries: data, profile, seeds, metric conventions, commit."""
+    seed_list = ", ".join(str(s) for s in seeds)
+    vs = f"the baseline row ({baseline})" if baseline else "the baseline row"
+    samples = f"{n_bootstrap} resamples, " if n_bootstrap else ""
+    lines = [
+        f"Corpus: {corpus}. Profile: {profile}. Seeds: {seed_list} "
+        "(cells: mean ± sample std over seeds, ddof 1; std 0 with one seed). "
+        f"Commit: {commit}.",
+        "",
+        "BLEU-1..4: sacrebleu corpus BLEU, cumulative BLEU-n, whitespace tokens, lowercased, "
+        "no smoothing. ROUGE-L: sentence-level LCS F-measure (beta 1.2) averaged, x100. "
+        "Text-to-sign BLEU/ROUGE-L score back-translations of the generated keypoints. "
+        "MPJPE / DTW-MJE: in shoulder-length units (lower is better). "
+        f"p (BLEU-4): paired bootstrap on BLEU-4 vs {vs} of the same task "
+        f"(sacrebleu, {samples}seeds paired and their outputs concatenated).",
+    ]
+    if synthetic:
+        lines += ["", f"**{SYNTHETIC_LINE}**"]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- figure 3
+
+
+def plot_curve(
+    rows: Sequence[Mapping[str, Any]],
+    x_of_variant: Mapping[str, float],
+    metric: str = "bleu4",
+    task: str = "sign2text",
+    path: str | os.PathLike | None = None,
+    title: str = "",
+    x_label: str = "stride",
+) -> Path:
+    """A PNG of metric (mean, error bar = std over seeds) against x_of_variant[variant].
+
+    Figure 3 of the paper: BLEU-4 of sign-to-text over strides 1..15. Rows of other tasks or of
+    variants without an x are ignored. Written atomically; returns the path.
+    """
+    if path is None:
+        raise ValueError("plot_curve needs a path for the PNG")
+    if metric not in ALL_METRICS:
+        raise ValueError(f"metric must be one of {ALL_METRICS}, got {metric!r}")
+    points = sorted(
+        (float(x_of_variant[r["variant"]]), float(r[metric]), float(r.get(f"{metric}_std") or 0.0))
+        for r in rows
+        if r["task"] == task and r["variant"] in x_of_variant and not _missing(r.get(metric))
+    )
+    if not points:
+        raise ValueError(f"no {task} row has both an x value and {metric}; nothing to plot")
+    # Figure + Agg canvas, not pyplot: no global figure state, safe from threads and without a display.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    xs, ys, errs = (list(v) for v in zip(*points))
+    fig = Figure(figsize=(5.0, 3.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, linewidth=1.5)
+    best = int(np.argmin(ys) if metric in POSE_METRICS else np.argmax(ys))
+    ax.scatter([xs[best]], [ys[best]], s=80, facecolors="none", edgecolors="red", zorder=3,
+               label=f"best: {x_label} {xs[best]:g}")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(_LABELS[metric])
+    if all(float(x).is_integer() for x in xs):
+        ax.set_xticks(xs)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    out = Path(path)
+    _atomic_write(out, buf.getvalue())
+    return out

@@ -1,0 +1,71 @@
+"""Recognition head (paper section 5, table 3)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.recognition import RecognitionHead
+from models.transformer import pad_batch
+
+
+def tiny(pooling: str = "cls", **kw) -> RecognitionHead:
+    args = dict(d_model=32, depth=2, num_heads=4, mlp_ratio=2.0, dropout=0.0, pooling=pooling)
+    args.update(kw)
+    return RecognitionHead(16, 5, **args)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_shapes_topk_and_padding_ignored(pooling):
+    torch.manual_seed(0)
+    model = tiny(pooling).eval()
+    x, mask = pad_batch([torch.randn(4, 16), torch.randn(2, 16), torch.randn(6, 16)])
+    logits = model.logits(x, mask)
+    assert logits.shape == (3, 5)
+    top = model.predict(x, mask, k=3)
+    assert top.shape == (3, 3)
+    assert top[:, 0].tolist() == logits.argmax(-1).tolist()
+    assert all(len(set(row)) == 3 for row in top.tolist())
+    changed = x.clone()
+    changed[1, 2:] = float("nan")
+    assert torch.allclose(model.logits(changed, mask), logits, atol=1e-5)
+    loss = model(x, mask, torch.tensor([0, 1, 4]))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+
+
+def test_mean_pooling_depends_on_every_valid_position():
+    torch.manual_seed(0)
+    model = tiny("mean").eval()
+    x, mask = pad_batch([torch.randn(4, 16)])
+    changed = x.clone()
+    changed[0, 3] += 1.0
+    assert not torch.allclose(model.logits(changed, mask), model.logits(x, mask))
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="pooling"):
+        RecognitionHead(16, 5, pooling="max")
+    with pytest.raises(ValueError, match="no valid position"):
+        tiny().logits(torch.randn(1, 3, 16), torch.zeros(1, 3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_overfits_a_few_classes(pooling):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(5)
+    lengths = [3, 5, 2, 4, 6, 3, 5, 4, 2, 6]
+    labels = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
+    x, mask = pad_batch([torch.randn(n, 16, generator=gen) for n in lengths])
+    model = tiny(pooling)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = model(x, mask, labels).item()
+    for _ in range(200):
+        loss = model(x, mask, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.01:
+            break
+    assert loss.item() < first / 20
+    assert model.predict(x, mask, k=1)[:, 0].tolist() == labels.tolist()

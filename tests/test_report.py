@@ -1,0 +1,160 @@
+"""harness.report: the ablation table (mean ± std over seeds, paired bootstrap p) and figure 3."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+from PIL import Image
+
+from harness import report
+from harness.report import CSV_COLUMNS, SYNTHETIC_LINE, build_table, footer_text, plot_curve, write_table
+
+REFS = ["der regen kommt", "morgen wird es kalt", "im norden sonne"]
+
+
+def _result(variant, seed, task, bleu4, hyps=None, **extra):
+    metrics = {"bleu1": bleu4 + 20, "bleu2": bleu4 + 10, "bleu3": bleu4 + 5, "bleu4": bleu4, "rouge": bleu4 + 15}
+    if task == "text2sign":
+        metrics.update(mpjpe=0.5 + bleu4 / 100, dtw_mje=0.25)
+    metrics.update(extra)
+    return {"variant": variant, "seed": seed, "task": task, "metrics": metrics,
+            "hypotheses": list(hyps or REFS), "references": list(REFS)}
+
+
+@pytest.fixture
+def fake_bootstrap(monkeypatch):
+    calls = []
+
+    def fake(hyps_baseline, hyps_system, refs, n_samples, seed):
+        calls.append((list(hyps_baseline), list(hyps_system), list(refs), n_samples, seed))
+        return 0.0123
+
+    monkeypatch.setattr(report._metrics, "paired_bootstrap_bleu4", fake)
+    return calls
+
+
+def test_rows_aggregate_seeds_with_sample_std(fake_bootstrap):
+    results = [
+        _result("apw", 2, "sign2text", 12.0, hyps=["a", "b", "c"]),
+        _result("none", 1, "sign2text", 10.0, hyps=["x", "y", "z"]),
+        _result("apw", 1, "sign2text", 10.0, hyps=["d", "e", "f"]),
+        _result("none", 2, "sign2text", 10.0, hyps=["u", "v", "w"]),
+        _result("none", 1, "text2sign", 3.0),
+    ]
+    rows = build_table(results, ["none", "fpw", "apw"], baseline="none", n_bootstrap=50)
+    assert [(r["variant"], r["task"]) for r in rows] == [
+        ("none", "sign2text"), ("apw", "sign2text"), ("none", "text2sign")]  # fpw has no results
+    none_s2t, apw, none_t2s = rows
+    assert apw["bleu4"] == 11.0 and apw["bleu4_std"] == pytest.approx(math.sqrt(2))  # ddof = 1
+    assert apw["bleu1"] == 31.0 and apw["rouge"] == 26.0
+    assert none_s2t["bleu4_std"] == 0.0 and none_s2t["seeds"] == 2
+    assert apw["mpjpe"] is None and apw["dtw_mje_std"] is None  # not a sign-to-text metric
+    assert none_t2s["mpjpe"] == pytest.approx(0.53) and none_t2s["mpjpe_std"] == 0.0  # one seed
+    assert none_t2s["seeds"] == 1
+    assert none_s2t["p_bleu4"] is None and none_t2s["p_bleu4"] is None  # baseline rows
+    assert apw["p_bleu4"] == 0.0123
+    # One bootstrap call: seeds paired and concatenated in seed order, over repeated references.
+    assert fake_bootstrap == [(["x", "y", "z", "u", "v", "w"], ["d", "e", "f", "a", "b", "c"], REFS + REFS, 50,
+                               report.BOOTSTRAP_SEED)]
+
+
+def test_p_value_uses_only_seeds_both_rows_have(fake_bootstrap):
+    results = [_result("base", 1, "sign2text", 5.0), _result("v", 1, "sign2text", 6.0, hyps=["q", "r", "s"]),
+               _result("v", 3, "sign2text", 7.0)]
+    rows = build_table(results, ["base", "v"], baseline="base")
+    assert rows[1]["seeds"] == 2 and rows[1]["p_bleu4"] == 0.0123
+    assert fake_bootstrap[0][1] == ["q", "r", "s"]  # seed 3 has no baseline partner
+    rows = build_table([_result("base", 1, "sign2text", 5.0), _result("v", 2, "sign2text", 6.0)],
+                       ["base", "v"], baseline="base")
+    assert rows[1]["p_bleu4"] is None  # no shared seed: no paired test
+
+
+def test_real_bootstrap_separates_a_better_system():
+    refs = [f"satz nummer {i} heute regen im norden" for i in range(40)]
+    good = list(refs)
+    bad = [f"satz {i} morgen sonne" for i in range(40)]
+    results = [
+        {"variant": "base", "seed": 1, "task": "sign2text", "metrics": _result("b", 1, "sign2text", 1.0)["metrics"],
+         "hypotheses": bad, "references": refs},
+        {"variant": "same", "seed": 1, "task": "sign2text", "metrics": _result("s", 1, "sign2text", 1.0)["metrics"],
+         "hypotheses": bad, "references": refs},
+        {"variant": "good", "seed": 1, "task": "sign2text", "metrics": _result("g", 1, "sign2text", 9.0)["metrics"],
+         "hypotheses": good, "references": refs},
+    ]
+    rows = {r["variant"]: r for r in build_table(results, ["base", "same", "good"], "base", n_bootstrap=200)}
+    assert rows["same"]["p_bleu4"] == 1.0  # identical outputs: no evidence of a difference
+    assert rows["good"]["p_bleu4"] < 0.05
+
+
+def test_bad_results_are_rejected():
+    with pytest.raises(ValueError, match="variant 'typo' is not in"):
+        build_table([_result("typo", 1, "sign2text", 1.0)], ["a"], baseline="a")
+    with pytest.raises(ValueError, match="a second result for \\(a, sign2text, seed 1\\)"):
+        build_table([_result("a", 1, "sign2text", 1.0)] * 2, ["a"], baseline="a")
+    bad = _result("a", 1, "text2sign", 1.0)
+    del bad["metrics"]["dtw_mje"]
+    with pytest.raises(ValueError, match="metrics lack \\['dtw_mje'\\]"):
+        build_table([bad], ["a"], baseline="a")
+    with pytest.raises(ValueError, match="baseline 'b' is not one of"):
+        build_table([], ["a"], baseline="b")
+    other_refs = _result("b", 1, "sign2text", 1.0)
+    other_refs["references"] = ["x", "y", "z"]
+    with pytest.raises(ValueError, match="different references"):
+        build_table([_result("a", 1, "sign2text", 1.0), other_refs], ["a", "b"], baseline="a")
+
+
+def test_write_table_writes_markdown_and_csv(tmp_path, fake_bootstrap):
+    results = [_result("none", s, "sign2text", 10.0 + s) for s in (1, 2)]
+    results += [_result("apw", s, "sign2text", 12.0 + 2 * s) for s in (1, 2)]
+    results += [_result("none", 1, "text2sign", 3.0), _result("apw", 1, "text2sign", 4.0)]
+    rows = build_table(results, ["none", "apw"], baseline="none")
+    footer = footer_text("synth (seed 0)", "debug", [1, 2], "abc1234", synthetic=True, baseline="none")
+    md = write_table(rows, tmp_path / "out", "Table 5: APW", footer, baseline="none")
+    assert (tmp_path / "out" / "table.md").read_text(encoding="utf-8") == md
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["table.csv", "table.md"]  # no temp files
+    lines = md.splitlines()
+    assert lines[0] == "# Table 5: APW"
+    assert "| Variant | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-L | p (BLEU-4) |" in lines
+    assert "| Variant | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-L | MPJPE | DTW-MJE | p (BLEU-4) |" in lines
+    # apw BLEU-4 over seeds: 14, 16 -> 15.00 ± 1.41; BLEU-1 = BLEU-4 + 20
+    assert ("| apw | 35.00 ± 1.41 | 25.00 ± 1.41 | 20.00 ± 1.41 | 15.00 ± 1.41 | 30.00 ± 1.41 | 0.012 |"
+            in lines)
+    assert "| none | 23.00 ± 0.00 | 13.00 ± 0.00 | 8.00 ± 0.00 | 3.00 ± 0.00 | 18.00 ± 0.00 | 0.530 ± 0.000 " \
+           "| 0.250 ± 0.000 | (baseline) |" in lines
+    assert "Rows with fewer than 2 seeds: none (text2sign): 1; apw (text2sign): 1." in md
+    assert md.rstrip().endswith(f"**{SYNTHETIC_LINE}**")
+
+    with open(tmp_path / "out" / "table.csv", newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    assert tuple(table[0]) == CSV_COLUMNS
+    assert CSV_COLUMNS == ("variant", "task", "bleu1", "bleu2", "bleu3", "bleu4", "rouge", "mpjpe", "dtw_mje",
+                           "bleu1_std", "bleu2_std", "bleu3_std", "bleu4_std", "rouge_std", "mpjpe_std",
+                           "dtw_mje_std", "seeds", "p_bleu4")
+    first = dict(zip(table[0], table[1]))
+    assert first["variant"] == "none" and first["task"] == "sign2text" and first["p_bleu4"] == ""
+    assert first["mpjpe"] == "" and float(first["bleu4"]) == 11.5 and first["seeds"] == "2"
+    assert float(first["bleu4_std"]) == pytest.approx(math.sqrt(0.5))
+    assert len(table) == 1 + 4
+
+
+def test_footer_names_everything_and_marks_synthetic_data():
+    text = footer_text("PHOENIX14T", "paper", [1, 2, 3], "deadbeef", synthetic=False)
+    assert "Corpus: PHOENIX14T." in text and "Profile: paper." in text and "Seeds: 1, 2, 3" in text
+    assert "Commit: deadbeef." in text
+    for convention in ("cumulative BLEU-n", "whitespace tokens", "lowercased", "no smoothing", "beta 1.2",
+                       "shoulder-length units", "paired bootstrap on BLEU-4"):
+        assert convention in text
+    assert "Synthetic corpus" not in text
+    assert SYNTHETIC_LINE in footer_text("synth", "debug", [0], "x", synthetic=True)
+
+
+def test_plot_curve_writes_a_png(tmp_path, fake_bootstrap):
+    results = [_result(f"s{k}", seed, "sign2text", 10.0 - abs(k - 7) + seed / 10) for k in (1, 4, 7, 10) for seed in (1, 2)]
+    rows = build_table(results, ["s1", "s4", "s7", "s10"], baseline="s7")
+    out = plot_curve(rows, {"s1": 1, "s4": 4, "s7": 7, "s10": 10}, path=tmp_path / "fig3.png", title="Figure 3")
+    with Image.open(out) as png:
+        assert png.format == "PNG" and png.size[0] > 300
+    with pytest.raises(ValueError, match="no text2sign row"):
+        plot_curve(rows, {"s1": 1}, "bleu4", "text2sign", tmp_path / "x.png", "t")

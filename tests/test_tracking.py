@@ -1,0 +1,181 @@
+"""harness.tracking: restore-safe MLflow runs on a SQLite store, and SafeLogger against a dead server.
+
+One SQLite database for the whole module (MLflow's migrations take seconds per new database).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import tracking
+from harness.tracking import (
+    PARENT_TAG,
+    TRIAL_KEY_TAG,
+    ParamConflictError,
+    SafeLogger,
+    TrackingError,
+    check_reachable,
+    close_dangling,
+    default_artifact_root,
+    default_tracking_uri,
+    ensure_experiment,
+    start_parent,
+    trial_run,
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    uri = default_tracking_uri(results)
+    exp = ensure_experiment(uri, "ablation apw", default_artifact_root(results))
+    return uri, exp, results
+
+
+@pytest.fixture
+def client(store):
+    return tracking._client(store[0])
+
+
+@pytest.fixture
+def dead_uri(monkeypatch):
+    """An http URI on 127.0.0.1 whose port nothing listens on, and MLflow told not to retry."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    return f"http://127.0.0.1:{port}"
+
+
+def test_default_uri_is_absolute_sqlite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert default_tracking_uri("results") == f"sqlite:///{tmp_path.resolve()}/results/mlflow.db"
+    assert default_tracking_uri("results").startswith("sqlite:////")
+    assert default_artifact_root("results") == str(tmp_path.resolve() / "results" / "mlartifacts")
+
+
+def test_check_reachable(tmp_path, dead_uri):
+    check_reachable(f"sqlite:///{tmp_path}/new/folder/mlflow.db")  # creates the folder
+    assert (tmp_path / "new" / "folder").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TrackingError, match="cannot use the MLflow tracking store at sqlite"):
+        check_reachable(f"sqlite:///{tmp_path}/file/mlflow.db")  # its "folder" is a file
+    start = time.monotonic()
+    with pytest.raises(TrackingError, match=f"cannot reach the MLflow tracking server at {dead_uri}: "):
+        check_reachable(dead_uri, timeout_s=2)
+    assert time.monotonic() - start < 2.5
+
+
+def test_experiment_is_created_once_with_artifacts_beside_the_db(store, client):
+    uri, exp, results = store
+    assert ensure_experiment(uri, "ablation apw", default_artifact_root(results)) == exp
+    assert client.get_experiment(exp).artifact_location == str(results.resolve() / "mlartifacts" / "ablation_apw")
+
+
+def test_trial_run_is_reused_by_trial_key(store, client):
+    uri, exp, _ = store
+    parent = start_parent(uri, exp, "apw-debug", {"study": "apw"})
+    params = {f"group{i // 10}.key{i}": i for i in range(150)}  # > one batch of 100
+    params["pretrain"] = {"mask_ratio": 0.25}  # nested dicts flatten with dots
+    run = trial_run(uri, exp, parent, "t_00001", "apw seed 1", {"variant": "apw"}, params)
+    info = client.get_run(run)
+    assert info.data.tags[PARENT_TAG] == parent and info.data.tags[TRIAL_KEY_TAG] == "t_00001"
+    assert len(info.data.params) == 151 and info.data.params["pretrain.mask_ratio"] == "0.25"
+    client.set_terminated(run, "FAILED")  # the driver crashed; Tune restores the trial
+
+    again = trial_run(uri, exp, parent, "t_00001", "apw seed 1", {"variant": "apw"}, params)
+    assert again == run
+    info = client.get_run(run)
+    assert info.info.status == "RUNNING" and info.data.tags[tracking.ATTEMPT_TAG] == "2"
+    other = trial_run(uri, exp, parent, "t_00002", "apw seed 2", {}, {"a": 1})
+    assert other != run
+    with pytest.raises(ParamConflictError, match="param group0.key3 is logged as '3', cannot log '4'"):
+        trial_run(uri, exp, parent, "t_00001", "apw seed 1", {}, {**params, "group0.key3": 4})
+    # A trial key belongs to its parent: a new invocation's parent gets a new run.
+    parent2 = start_parent(uri, exp, "apw-debug-2", {})
+    assert trial_run(uri, exp, parent2, "t_00001", "apw seed 1", {}, params) != run
+
+
+def test_close_dangling_kills_running_children_except_kept(store, client):
+    uri, exp, _ = store
+    parent = start_parent(uri, exp, "dangling", {})
+    a = trial_run(uri, exp, parent, "a", "a", {}, {})
+    b = trial_run(uri, exp, parent, "b", "b", {}, {})
+    c = trial_run(uri, exp, parent, "c", "c", {}, {})
+    tracking.set_terminated(uri, c, "FINISHED")
+    assert close_dangling(uri, exp, parent, keep={"b"}) == [a]
+    assert [client.get_run(r).info.status for r in (a, b, c)] == ["KILLED", "RUNNING", "FINISHED"]
+
+
+def test_metrics_tables_and_figures(store, client, tmp_path):
+    uri, exp, _ = store
+    parent = start_parent(uri, exp, "artifacts", {})
+    for step, loss in enumerate([3.0, 2.0, 1.5]):
+        tracking.log_metrics(uri, parent, {"train.loss": loss}, step)
+    assert [(m.step, m.value) for m in client.get_metric_history(parent, "train.loss")] == \
+        [(0, 3.0), (1, 2.0), (2, 1.5)]
+    (tmp_path / "table.md").write_text("| a |\n")
+    (tmp_path / "table.csv").write_text("a\n")
+    (tmp_path / "plot.png").write_bytes(b"\x89PNG fake")
+    rows = [{"variant": "none", "bleu4": 10.0, "mpjpe": None}, {"variant": "apw", "bleu4": 12.5, "mpjpe": None}]
+    tracking.log_table(uri, parent, rows, "table/ablation.json", files=[tmp_path / "table.md", tmp_path / "table.csv"])
+    tracking.log_figure(uri, parent, tmp_path / "plot.png", "figures/figure3.png")
+    tracking.log_dict(uri, parent, {"k": 1}, "config.json")
+    names = sorted(a.path for a in client.list_artifacts(parent, "table"))
+    assert names == ["table/ablation.json", "table/table.csv", "table/table.md"]
+    assert [a.path for a in client.list_artifacts(parent, "figures")] == ["figures/figure3.png"]
+    # (client.load_table would search through mlflow's global tracking URI, not this client's.)
+    table = json.loads(Path(client.download_artifacts(parent, "table/ablation.json", str(tmp_path))).read_text())
+    assert table["columns"] == ["variant", "bleu4", "mpjpe"]
+    assert table["data"] == [["none", 10.0, None], ["apw", 12.5, None]]
+
+
+def test_safe_logger_queues_while_the_server_is_dead_and_replays_later(store, client, dead_uri, tmp_path):
+    uri, exp, _ = store
+    run = trial_run(uri, exp, start_parent(uri, exp, "safe", {}), "k", "k", {}, {"lr": 0.1})
+    (tmp_path / "gen.gif").write_bytes(b"GIF89a fake")
+    pending = tmp_path / "pending"
+
+    start = time.monotonic()
+    dead = SafeLogger(dead_uri, run, pending, retry_interval_s=60)
+    for step in range(20):
+        dead.log_metrics({"loss": 1.0 / (step + 1)}, step)  # never raises
+    dead.log_params({"lr": 0.1, "extra": "x"})
+    dead.log_artifact(tmp_path / "gen.gif", "samples")
+    dead.log_table([{"variant": "a", "bleu4": 1.0}], "t/table.json")
+    dead.set_terminated("FINISHED")
+    assert time.monotonic() - start < 3  # one failed request, then queued without the network
+    assert dead.flush() == 24 and dead.pending_count == 24
+    lines = (pending / f"pending-{run}.jsonl").read_text().splitlines()
+    assert len(lines) == 24 and json.loads(lines[0])["op"] == "metrics"
+    (tmp_path / "gen.gif").unlink()  # the queue kept its own copy
+
+    # The store answers again (here: the same run through SQLite); a new logger replays the queue.
+    alive = SafeLogger(uri, run, pending)
+    assert alive.pending_count == 24
+    assert alive.flush() == 0
+    assert not (pending / f"pending-{run}.jsonl").exists()
+    assert list(pending.iterdir()) == []  # copies removed after the upload
+    info = client.get_run(run)
+    assert len(client.get_metric_history(run, "loss")) == 20
+    assert info.data.params["extra"] == "x" and info.info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(run, "samples")] == ["samples/gen.gif"]
+
+
+def test_safe_logger_drops_what_the_store_rejects(store, tmp_path):
+    uri, exp, _ = store
+    run = trial_run(uri, exp, start_parent(uri, exp, "reject", {}), "k", "k", {}, {"lr": 0.1})
+    logger = SafeLogger(uri, run, tmp_path)
+    logger.log_params({"lr": 0.2})  # params are write-once: rejected, not queued, no exception
+    logger.log_metrics({"loss": "not a number"})
+    logger.log_artifact(tmp_path / "missing.png")
+    logger.log_metrics({"loss": 0.5}, 1)
+    assert logger.pending_count == 0 and logger.rejected_count == 3
+    assert logger.flush() == 3
+    assert [m.value for m in tracking._client(uri).get_metric_history(run, "loss")] == [0.5]
