@@ -161,9 +161,10 @@ def paired_bootstrap_bleu4(
     n_samples resampled corpora; p = (#{resampled |diff| - mean |diff| > observed |diff|} + 1) /
     (n_samples + 1), so p is in (0, 1]. Small p: the difference is unlikely to be chance.
 
-    One degenerate case is handled here: when the two systems have identical per-sentence BLEU
-    statistics, every resampled difference is exactly 0 and sacrebleu's strict '>' would report
-    p = 1 / (n_samples + 1) ("significant") for two identical outputs; we return 1.0.
+    One degenerate case is handled here: when the two systems' corpus BLEU-4 are equal (identical
+    outputs, or both 0 because neither has a matching 4-gram), the observed difference is 0 and,
+    when every resampled difference is 0 too, sacrebleu's strict '>' would report
+    p = 1 / (n_samples + 1) ("significant"); a zero difference is no evidence, so we return 1.0.
     """
     if len(hyps_baseline) != len(hyps_system) or len(hyps_baseline) != len(refs):
         raise ValueError(
@@ -180,7 +181,8 @@ def paired_bootstrap_bleu4(
     sys_n = [_normalize(h) for h in hyps_system]
 
     metric = _bleu_metric(MAX_BLEU_ORDER)
-    if _sentence_bleu_stats(metric, base_n, refs_n) == _sentence_bleu_stats(metric, sys_n, refs_n):
+    if (_sentence_bleu_stats(metric, base_n, refs_n) == _sentence_bleu_stats(metric, sys_n, refs_n)
+            or metric.corpus_score(base_n, [refs_n]).score == metric.corpus_score(sys_n, [refs_n]).score):
         return 1.0
     with _sacrebleu_seed(seed):
         test = PairedTest(

@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness import tracking
     uri = args.tracking_uri or tracking.default_tracking_uri(results)
     tracking.check_reachable(uri)
+    study.check_ray_address(args.address)
     command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
     table = study.run(spec, trials, results=results, tracking_uri=uri, address=args.address,
                       max_concurrent=args.max_concurrent, resume=args.resume, command=command,

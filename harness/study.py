@@ -190,6 +190,22 @@ def tune_trial(config: dict) -> None:
 # The study
 # --------------------------------------------------------------------------------------------
 
+def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, when --address names a host:port nothing listens on
+    (ray.init itself retries for minutes)."""
+    import socket
+    if not address or address in ("local", "auto"):
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address must be HOST:PORT, ray://HOST:PORT or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at --address {address}: {exc.strerror or exc}") from None
+
+
 def init_ray(address: str | None, quiet: bool = True) -> bool:
     """Connect to `address` or start a local Ray; returns True when we started it (and must stop it)."""
     import logging
@@ -197,6 +213,10 @@ def init_ray(address: str | None, quiet: bool = True) -> bool:
     import ray
     os.environ.setdefault("RAY_AUTH_MODE", "disabled") if not address else None
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Keep Ray's own console output out of the way: the live view reports progress instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
     if address:
         try:

@@ -216,3 +216,11 @@ def test_cli_line_count_mismatch_and_missing_file(tmp_path):
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
     assert "nope.txt" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_bootstrap_zero_difference_is_not_significant():
+    # Different outputs, but neither has a matching 4-gram: both BLEU-4 are 0, so every resampled
+    # difference is 0 too; that is no evidence of a difference (p = 1, not 1 / (n + 1)).
+    from harness.metrics import paired_bootstrap_bleu4
+    refs = ["a b c d e", "c d e f g", "e f g h i"]
+    assert paired_bootstrap_bleu4(["a b", "c d", "e f"], ["b a", "x y", "e"], refs, n_samples=200) == 1.0

@@ -1,0 +1,110 @@
+"""Ablation specs, the dry-run plan, and every user mistake of run_ablation.py as one clear line."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.ablation import available, load_ablation
+from harness.config import ConfigError
+from harness.study import plan_stages, plan_trials
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_ABLATIONS = {"apw", "window", "stride", "decoding", "query", "dataset", "mask_ratio"}
+
+
+def test_every_paper_ablation_ships_and_binds():
+    assert PAPER_ABLATIONS <= set(available())
+    for name in available():
+        spec = load_ablation(name)  # binds every variant's overrides to the config schema
+        assert spec.baseline in spec.variants
+        text = spec.path.read_text()
+        assert text.startswith("# Question:") and "# Run:" in text and "# Reproduces:" in text
+
+
+def test_variants_differ_only_in_their_overrides():
+    spec = load_ablation("apw")
+    trials = plan_trials(spec, "debug", 1, {}, {})
+    assert [t.cfg.pretrain.weighting for t in trials] == ["none", "fpw", "apw"]
+    assert len({t.cfg.data for t in trials}) == 1
+
+
+def test_stride_ablation_needs_one_pretraining_per_seed(tmp_path):
+    spec = load_ablation("stride")
+    plan = plan_stages(plan_trials(spec, "debug", 1, {}, {}), spec.tasks, tmp_path)
+    assert plan["pretrain"] == {"distinct": 1, "cached": 0}
+    assert plan["embed"]["distinct"] == 15 and plan["sign2text"]["distinct"] == 15
+    plan = plan_stages(plan_trials(spec, "debug", 2, {}, {}), spec.tasks, tmp_path)
+    assert plan["pretrain"]["distinct"] == 2
+
+
+def test_apw_shares_one_backtranslator(tmp_path):
+    spec = load_ablation("apw")
+    plan = plan_stages(plan_trials(spec, "debug", 3, {}, {}), spec.tasks, tmp_path)
+    assert plan["pretrain"]["distinct"] == 9
+    assert plan["backtranslator"]["distinct"] == 3  # one per seed, shared by none / fpw / apw
+    assert plan["prepare"]["distinct"] == 1
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "harness/run_ablation.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_dry_run_json(tmp_path):
+    out = run_cli("stride", "--profile", "debug", "--dry-run", "--json", "--results", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["trials"] == 15
+    assert plan["stages"]["pretrain"] == {"distinct": 1, "cached": 0}
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nosuch"], "unknown ablation 'nosuch'; available: apw,"),
+    (["apw", "--set", "pretrain.nope=1"], "unknown key pretrain.nope"),
+    (["apw", "--set", "pretrain.window=abc"], "pretrain.window must be an integer, got 'abc'"),
+    (["apw", "--set", "pretrain.mask_ratio=1.5"], "pretrain.mask_ratio must be in [0, 1), got 1.5"),
+    (["apw", "--set", "embed.stride=20"], "embed.stride must be <= pretrain.window (15), got 20"),
+    (["apw", "--set", "pretrain.mask_ratio"], "--set expects key=value"),
+    (["apw", "--dataset", "kinect:/x"], "unknown kind 'kinect'; expected one of synth"),
+    (["apw", "--seeds", "0"], "--seeds must be >= 1"),
+])
+def test_bad_input_is_one_line(args, message, tmp_path):
+    out = run_cli(*args, "--profile", "debug", "--results", str(tmp_path))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_window_longer_than_the_shortest_sequence(tmp_path):
+    out = run_cli("window", "--profile", "debug", "--results", str(tmp_path), "--set", "pretrain.window=200",
+                  "--set", "data.synth.train=8", "--set", "data.synth.dev=4", "--set", "data.synth.test=4")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "pretrain.window (200) is longer than the shortest" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unreachable_tracking_server_fails_before_training(tmp_path):
+    port = _closed_port()
+    out = run_cli("apw", "--profile", "debug", "--results", str(tmp_path), "--tracking-uri", f"http://127.0.0.1:{port}")
+    assert out.returncode == 2
+    assert "cannot reach the MLflow tracking server" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "cache").exists()  # nothing was computed
+
+
+def test_unreachable_ray_address_fails_fast(tmp_path):
+    port = _closed_port()
+    out = run_cli("apw", "--profile", "debug", "--results", str(tmp_path), "--address", f"127.0.0.1:{port}", timeout=60)
+    assert out.returncode == 2
+    assert f"cannot reach the Ray cluster at --address 127.0.0.1:{port}" in out.stderr
+    assert "Traceback" not in out.stderr
