@@ -48,11 +48,11 @@ class SynthConfig:
     seed: int = _f(0, lo=0)
     glosses: int = _f(48, lo=4, doc="gloss inventory size")
     signers: int = _f(6, lo=1)
-    train: int = _f(600, lo=1, doc="sentences in the train split")
-    dev: int = _f(80, lo=1)
-    test: int = _f(80, lo=1)
+    train: int = _f(300, lo=1, doc="sentences in the train split")
+    dev: int = _f(50, lo=1)
+    test: int = _f(50, lo=1)
     min_signs: int = _f(2, lo=1, doc="glosses per sentence, at least")
-    max_signs: int = _f(6, lo=1)
+    max_signs: int = _f(5, lo=1)
     fps: int = _f(25, lo=1)
     noisy_frame_rate: float = _f(0.01, lo=0.0, hi=1.0, hi_open=True)
     missing_point_rate: float = _f(0.01, lo=0.0, hi=1.0, hi_open=True)
@@ -80,7 +80,7 @@ class OptimConfig:
     weight_decay: float = _f(1e-3, lo=0.0)
     beta1: float = _f(0.9, lo=0.0, hi=1.0, hi_open=True)
     beta2: float = _f(0.98, lo=0.0, hi=1.0, hi_open=True)
-    batch_size: int = _f(64, lo=1)
+    batch_size: int = _f(32, lo=1, doc="paper: 64")
     grad_clip: float = _f(1.0, lo=0.0, doc="0 disables clipping")
 
 
@@ -93,14 +93,14 @@ class PretrainConfig:
     weighting: Literal["none", "fpw", "apw"] = "apw"
     decoder: Literal["nar", "ar"] = "nar"
     queries: Literal["learnable", "positional"] = "learnable"
-    extractor_channels: int = _f(32, lo=1, doc="CTR-GC / MS-TCN feature width")
+    extractor_channels: int = _f(16, lo=1, doc="CTR-GC / MS-TCN feature width")
     dim: int = _f(128, lo=8)
     depth: int = _f(3, lo=1)
     heads: int = _f(4, lo=1)
     decoder_depth: int = _f(2, lo=1)
     dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
-    segments_per_sequence: int = _f(8, lo=1, doc="random segments drawn per sequence per epoch")
-    epochs: int = _f(30, lo=1)
+    segments_per_sequence: int = _f(2, lo=1, doc="random segments drawn per sequence per epoch")
+    epochs: int = _f(10, lo=1)
     # Table 4d: a second corpus added to pretraining only. "" none; a source spec (pt:DIR, ...);
     # or "synth@SEED": the synthetic corpus with this config's settings and another seed.
     extra_source: str = ""

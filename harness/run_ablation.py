@@ -35,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-worker", type=float)
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs allow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
+    p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the last invocation: finished trials are not rerun")
     p.add_argument("--dry-run", action="store_true", help="print the plan (trials, stages to compute) and exit")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     compute = {f"compute.{k}": v for k, v in (("workers_per_trial", args.workers_per_trial),
                                               ("gpus_per_worker", args.gpus_per_worker),
                                               ("cpus_per_worker", args.cpus_per_worker)) if v is not None}
-    trials = study.plan_trials(spec, profile, seeds, overrides, compute)
+    trials = study.plan_trials(spec, profile, seeds, overrides, compute, args.only)
     results = Path(args.results).resolve()
     if args.dry_run:
         stages = study.plan_stages(trials, spec.tasks, results)

@@ -45,9 +45,14 @@ class TrialPlan:
 
 
 def plan_trials(spec: AblationSpec, profile: str | None, seeds: int, overrides: dict[str, Any],
-                compute: dict[str, Any]) -> list[TrialPlan]:
+                compute: dict[str, Any], only: list[str] | None = None) -> list[TrialPlan]:
+    for variant in only or []:
+        if variant not in spec.variants:
+            raise ConfigError(f"--only {variant}: not a variant of {spec.name} (one of {', '.join(spec.variants)})")
     trials = []
     for variant in spec.variants:
+        if only and variant not in only:
+            continue
         for seed in range(seeds):
             cfg = variant_config(spec, variant, profile, {**overrides, **compute}, seed)
             trials.append(TrialPlan(variant, seed, cfg))
