@@ -1,0 +1,161 @@
+"""models/weighting.py: eq. 1 on a hand-built 8-point, 3-frame, 1-coordinate sequence.
+
+Layout: body 0-1, face 2-3, left hand 4-5 (wrist 4), right hand 6-7 (wrist 6). Population
+variances over frames (divide by n):
+  body  p0 = [0, 0, 0] -> 0;  p1 = [0, 1, 2] -> 2/3;                     sigma_b  = 1/3
+  face  p2 = [1, 1, 1], p3 = [3, 5, 1]; centroid [2, 3, 1]
+        -> p2' = [-1, -2, 0], p3' = [1, 2, 0], each 2/3;                 sigma_nf = 2/3
+  hands p5 - p4 = [0, 1, 0] -> 2/9; p7 - p6 = [1, -1, 1] -> 8/9 (wrists excluded); sigma_rh = 5/9
+  S = 14/9; w^b = 1 - 2 (1/3) / S = 4/7, w^nf = 5/14, w^rh = 3/7
+  usable (body = 1): face (5/14) / (4/7) = 5/8, hands (3/7) / (4/7) = 3/4.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from models.layout import CANONICAL
+from models.weighting import (
+    PAPER_FPW,
+    apw_weights,
+    dataset_part_variances,
+    eq1_raw_weights,
+    fpw_part_weights,
+    fpw_weights,
+    loss_weights,
+    part_variances,
+    point_variances,
+    usable_weights,
+)
+
+PARTS = {"body": (0, 1), "face": (2, 3), "left_hand": (4, 5), "right_hand": (6, 7)}
+LW, RW = 4, 6
+
+
+def sequence(body_p1=(0.0, 1.0, 2.0)) -> tuple[torch.Tensor, torch.Tensor]:
+    cols = [
+        (0.0, 0.0, 0.0), body_p1,
+        (1.0, 1.0, 1.0), (3.0, 5.0, 1.0),
+        (10.0, 11.0, 12.0), (10.0, 12.0, 12.0),
+        (0.0, 0.0, 0.0), (1.0, -1.0, 1.0),
+    ]
+    x = torch.tensor(cols).T.reshape(1, 3, 8, 1)  # (B, T, V, C)
+    return x, torch.ones(1, 3, 8, dtype=torch.bool)
+
+
+def test_point_and_part_variances_exact():
+    x, m = sequence()
+    var, contributes = point_variances(x, m, PARTS, LW, RW)
+    expected = torch.tensor([[0.0, 2 / 3, 2 / 3, 2 / 3, 0.0, 2 / 9, 0.0, 8 / 9]])
+    assert torch.allclose(var, expected, atol=1e-6)
+    assert contributes.tolist() == [[True, True, True, True, False, True, False, True]]  # wrists excluded
+    sigma, count = part_variances(x, m, PARTS, LW, RW)
+    assert torch.allclose(sigma, torch.tensor([[1 / 3, 2 / 3, 5 / 9]]), atol=1e-6)
+    assert count.tolist() == [[2.0, 2.0, 2.0]]
+
+
+def test_eq1_raw_and_usable_exact():
+    x, m = sequence()
+    sigma, count = part_variances(x, m, PARTS, LW, RW)
+    raw = eq1_raw_weights(sigma, count > 0)
+    assert torch.allclose(raw, torch.tensor([[4 / 7, 5 / 14, 3 / 7]]), atol=1e-6)
+    w = apw_weights(x, m, PARTS, LW, RW)
+    assert w.shape == (1, 8)
+    assert torch.allclose(w, torch.tensor([[1.0, 1.0, 5 / 8, 5 / 8, 3 / 4, 3 / 4, 3 / 4, 3 / 4]]), atol=1e-6)
+
+
+def test_dominant_body_gives_negative_raw_weight_and_the_floor_applies():
+    # body p1 = [0, 2, 4]: sigma_b = 4/3, S = 23/9, w^b = -1/23, w^nf = 5/23, w^rh = 6/23.
+    x, m = sequence(body_p1=(0.0, 2.0, 4.0))
+    sigma, count = part_variances(x, m, PARTS, LW, RW)
+    raw = eq1_raw_weights(sigma, count > 0)
+    assert torch.allclose(raw, torch.tensor([[-1 / 23, 5 / 23, 6 / 23]]), atol=1e-6)
+    usable = usable_weights(sigma, count > 0, floor=0.05)  # body clamps to 0.05, then body = 1
+    assert torch.allclose(usable, torch.tensor([[1.0, 100 / 23, 120 / 23]]), atol=1e-5)
+
+
+def test_masked_points_are_left_out():
+    x, m = sequence(body_p1=(0.0, 99.0, 4.0))
+    m[0, 1, 1] = False  # body p1 absent at frame 1: variance of [0, 4] = 4, the 99 is never read
+    m[0, 0, 3] = False  # face p3 absent at frame 0: the centroid there is p2 alone
+    x[0, 0, 3] = float("nan")  # and an absent value is never read either
+    m[0, 2, 6] = False  # right wrist absent at frame 2: p7 counts at frames 0, 1 only
+    var, contributes = point_variances(x, m, PARTS, LW, RW)
+    # face frame 0: p2' = 0; frames 1, 2: p2' = -2, 0 -> [0, -2, 0] var 8/9; p3' over frames 1, 2 = [2, 0] var 1
+    # p7 - p6 over frames 0, 1 = [1, -1] -> 1
+    assert torch.allclose(var[0, [1, 2, 3, 7]], torch.tensor([4.0, 8 / 9, 1.0, 1.0]), atol=1e-6)
+    assert contributes[0].tolist() == [True, True, True, True, False, True, False, True]
+    m[0, :2, 5] = False  # left p5 present in one frame only: it no longer contributes
+    _, contributes = point_variances(x, m, PARTS, LW, RW)
+    assert not contributes[0, 5]
+
+
+def test_absent_face_drops_out_and_weights_fall_back_to_uniform():
+    x, m = sequence()
+    m[:, :, 2:4] = False  # no face, as in the PHOENIX14T skeletons
+    sigma, count = part_variances(x, m, PARTS, LW, RW)
+    assert count[0].tolist() == [2.0, 0.0, 2.0]
+    raw = eq1_raw_weights(sigma, count > 0)
+    # Eq. 1 with two groups: S = 1/3 + 5/9 = 8/9, w^b = 1 - (2/3)/(8/9) = 1/4, w^rh = 0 identically.
+    assert torch.allclose(raw, torch.tensor([[0.25, 0.0, 0.0]]), atol=1e-6)
+    w = apw_weights(x, m, PARTS, LW, RW)
+    assert torch.equal(w, torch.tensor([[1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]]))
+
+
+def test_static_segment_does_not_divide_by_zero():
+    x = torch.zeros(2, 4, 8, 1)
+    w = apw_weights(x, torch.ones(2, 4, 8, dtype=torch.bool), PARTS, LW, RW)
+    assert torch.equal(w, torch.ones(2, 8))
+
+
+def test_batch_is_per_sample():
+    a, m = sequence()
+    b, _ = sequence(body_p1=(0.0, 2.0, 4.0))
+    w = apw_weights(torch.cat([a, b]), torch.cat([m, m]), PARTS, LW, RW)
+    assert torch.allclose(w[0], apw_weights(a, m, PARTS, LW, RW)[0])
+    assert torch.allclose(w[1, 2], torch.tensor(100 / 23), atol=1e-5)
+
+
+def test_fpw_from_variances_reproduces_the_paper_numbers():
+    # Variances in the ratio 1.35 : 1.18 : 1.17 give the paper's FPW (body 1.0, face 1.17, hands 1.18).
+    w = fpw_part_weights({"body": 1.35, "face": 1.18, "hands": 1.17})
+    assert w == pytest.approx(PAPER_FPW, abs=1e-9)
+    assert fpw_part_weights({"body": 1.0, "face": None, "hands": 2.0}) == {"body": 1.0, "face": 0.0, "hands": 1.0}
+    assert fpw_part_weights({"body": 1.0, "face": math.nan, "hands": 2.0})["face"] == 0.0
+    with pytest.raises(ValueError, match="unknown groups"):
+        fpw_part_weights({"body": 1.0, "arms": 1.0})
+
+
+def test_fpw_from_samples_pools_over_the_data_set():
+    x, m = sequence()
+    w = fpw_part_weights([(x, m)], PARTS, LW, RW)
+    assert w == pytest.approx({"body": 1.0, "face": 5 / 8, "hands": 3 / 4}, abs=1e-6)
+    # A second sample without a face and with a body p1 = [0, 2, 4] (variance 8/3): face comes from
+    # the first sample only, body pools 4 point variances: (0 + 2/3 + 0 + 8/3) / 4 = 5/6.
+    y, my = sequence(body_p1=(0.0, 2.0, 4.0))
+    my[:, :, 2:4] = False
+    v = dataset_part_variances([(x[0].numpy(), m[0].numpy()), (y, my)], PARTS, LW, RW)  # unbatched numpy works too
+    assert v == pytest.approx({"body": 5 / 6, "face": 2 / 3, "hands": 5 / 9}, abs=1e-6)
+
+
+def test_fpw_weights_and_dispatch_on_the_canonical_layout():
+    w = fpw_weights(PAPER_FPW, CANONICAL.parts, 73)
+    expected = torch.tensor([1.0] * 8 + [1.17] * 19 + [1.18] * 46)
+    assert torch.allclose(w, expected)
+    with pytest.raises(ValueError, match="lacks"):
+        fpw_weights({"body": 1.0, "face": 1.0}, CANONICAL.parts, 73)
+    seg, mask = torch.randn(2, 5, 73, 2), torch.ones(2, 5, 73, dtype=torch.bool)
+    assert torch.equal(loss_weights("none", seg, mask), torch.ones(2, 73))
+    assert torch.allclose(loss_weights("fpw", seg, mask, fixed=w), w.expand(2, 73))
+    apw = loss_weights("apw", seg, mask, CANONICAL.parts, CANONICAL.left_wrist, CANONICAL.right_wrist)
+    assert apw.shape == (2, 73) and bool((apw[:, 0] == 1.0).all()) and bool((apw > 0).all())
+    with pytest.raises(ValueError, match="unknown weighting"):
+        loss_weights("adaptive", seg, mask)
+
+
+def test_unknown_part_names_are_rejected():
+    with pytest.raises(ValueError, match="unknown parts"):
+        apw_weights(torch.zeros(1, 3, 2, 1), torch.ones(1, 3, 2, dtype=torch.bool), {"torso": (0, 1)}, 0, 1)
+    assert np.isfinite(apw_weights(*sequence(), PARTS, LW, RW).numpy()).all()
