@@ -167,7 +167,9 @@ def present_points(seqs: list[SignSequence]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def build_signmae(cfg: ExperimentConfig, in_channels: int):
+def build_signmae(cfg: ExperimentConfig, in_channels: int, mean_pose: torch.Tensor | None = None):
+    """mean_pose (V, C): the decoder's reference pose from the training segments (a saved buffer,
+    so a loaded model needs none)."""
     from models.graph import adjacency_subsets
     from models.signmae import SignMAE
     p = cfg.pretrain
@@ -176,7 +178,7 @@ def build_signmae(cfg: ExperimentConfig, in_channels: int):
         num_points=CANONICAL.num_points, in_channels=in_channels, window=p.window, adjacency=adjacency,
         extractor_channels=p.extractor_channels, dim=p.dim, depth=p.depth, heads=p.heads,
         decoder_depth=p.decoder_depth, decoder_heads=p.heads, mask_ratio=p.mask_ratio,
-        decoder_type=p.decoder, query_type=p.queries, dropout=p.dropout)
+        decoder_type=p.decoder, query_type=p.queries, dropout=p.dropout, mean_pose=mean_pose)
 
 
 def build_sign2text(cfg: ExperimentConfig, d_in: int, vocab: Vocabulary):
@@ -301,15 +303,17 @@ class Trial:
         hands = (CANONICAL.left_wrist, CANONICAL.right_wrist)
 
         def produce():
+            from models.signmae import mean_pose
             seed_everything(cfg.seed, rt.rank)
-            model = build_signmae(cfg, self.num_coords)
             dataset = SegmentDataset(seqs, cfg.pretrain.window, cfg.pretrain.segments_per_sequence, cfg.seed)
+            # One segment per training sequence: the statistics FPW and the decoder's reference pose use.
+            stats = SegmentDataset(seqs, cfg.pretrain.window, 1, cfg.seed + 1)
+            segs = torch.stack([stats[i][0] for i in range(len(stats))])  # (S, w, V, C)
+            masks = torch.stack([stats[i][1] for i in range(len(stats))])  # (S, w, V)
+            model = build_signmae(cfg, self.num_coords, mean_pose([(segs, masks)]))
             fixed = None
             if cfg.pretrain.weighting == "fpw":
                 # FPW: eq. 1 applied once to training-set statistics (a fixed weight per part).
-                stats = SegmentDataset(seqs, cfg.pretrain.window, 1, cfg.seed + 1)
-                segs = torch.stack([stats[i][0] for i in range(len(stats))])
-                masks = torch.stack([stats[i][1] for i in range(len(stats))])
                 part_w = weighting.fpw_part_weights([(segs, masks)], parts, *hands)
                 fixed = weighting.fpw_weights(part_w, parts, CANONICAL.num_points)
                 rt.say(f"pretrain: FPW part weights {json.dumps({k: round(float(v), 3) for k, v in part_w.items()})}")
