@@ -138,7 +138,7 @@ class Text2SignConfig:
     dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
     num_queries: int = _f(128, lo=1)
     text_encoder: str = "learned"  # "learned", or a local Hugging Face model directory
-    epochs: int = _f(60, lo=1)
+    epochs: int = _f(40, lo=1)
 
 
 @dataclass(frozen=True)
