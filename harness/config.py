@@ -350,9 +350,15 @@ def parse_set(items: list[str], source: str = "--set") -> dict[str, Any]:
             raise ConfigError(f"{source} expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
-            out[key.strip()] = raw
+            value = raw
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-7" (no dot) as a string; a number is meant
+                value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
+            except ValueError:
+                pass
+        out[key.strip()] = value
     return out
 
 

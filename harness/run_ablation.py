@@ -7,6 +7,7 @@ RESULTS/NAME/table.md and table.csv (and curve.png for `stride`), and logs every
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import shlex
 import sys
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds if args.seeds is not None else study.DEFAULT_SEEDS[profile]
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     overrides = parse_set(args.set)
     if args.dataset:
         overrides["data.source"] = args.dataset
@@ -68,13 +71,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {stage:15s} {n['distinct']:3d} distinct, {n['cached']:3d} cached")
         return 0
     from harness import tracking
+    study.check_results_folder(results)
     uri = args.tracking_uri or tracking.default_tracking_uri(results)
     tracking.check_reachable(uri)
     study.check_ray_address(args.address)
     command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
-    table = study.run(spec, trials, results=results, tracking_uri=uri, address=args.address,
-                      max_concurrent=args.max_concurrent, resume=args.resume, command=command,
-                      say=(lambda s: print(s, file=sys.stderr)) if args.json else print)
+    try:
+        table = study.run(spec, trials, results=results, tracking_uri=uri, address=args.address,
+                          max_concurrent=args.max_concurrent, resume=args.resume, command=command,
+                          say=(lambda s: print(s, file=sys.stderr)) if args.json else print)
+    except OSError as exc:  # disk full, folder made read-only mid-run: finished stages stay cached
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise ConfigError(f"cannot write {exc.filename or results}: {exc.strerror}; free space or fix "
+                          f"permissions, then rerun with --resume") from None
     if args.json:
         print(json.dumps({k: v for k, v in table.items() if k != "markdown"}, default=str))
     else:
@@ -83,11 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             print(table["markdown"])
             print(f"Written: {', '.join(table['files'])}")
         print(f"Compare in MLflow:  mlflow ui --backend-store-uri {uri}")
+    if table.get("tracking_error"):
+        print(f"warning: {table['tracking_error']}; the table files are written; rerun with --resume once "
+              f"the server answers to log it", file=sys.stderr)
     if table["missing"]:
         print(f"error: {len(table['missing'])} trial(s) did not finish: {', '.join(table['missing'])}; "
               f"rerun with --resume", file=sys.stderr)
         return 1
-    return 0
+    return 1 if table.get("tracking_error") else 0
 
 
 if __name__ == "__main__":

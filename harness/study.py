@@ -24,7 +24,7 @@ from harness.ablation import AblationSpec, variant_config
 from harness.config import ConfigError, ExperimentConfig, flatten
 from harness.pipeline import check_window, prepare, stage_keys, stage_of
 from harness.stages import STAGES, StageCache
-from harness.worker import trial_result_path
+from harness.worker import trial_result_path, write_result
 
 DEFAULT_SEEDS = {"debug": 1, "default": 3, "paper": 3}
 
@@ -156,6 +156,7 @@ def tune_trial(config: dict) -> None:
     from harness import tracking
     from harness.worker import train_loop_per_worker
 
+    started = time.time()
     t, ctx = config["trial"], config["ctx"]
     compute = t["cfg"]["compute"]
     uri = ctx["tracking_uri"]
@@ -183,12 +184,47 @@ def tune_trial(config: dict) -> None:
             callbacks=[TuneReportCallback()],
         ),
     )
+    # The run's end status goes through a SafeLogger on the trial's pending file: a tracking server
+    # lost mid-study must not turn a trained trial into a failed (and retried) one.
+    closer = tracking.SafeLogger(uri, run_id, Path(ctx["results"]) / ctx["ablation"] / "trials" / t["key"] / "pending")
     try:
         trainer.fit()
     except BaseException:
-        tracking.set_terminated(uri, run_id, "FAILED")
+        closer.set_terminated("FAILED")
+        closer.flush()
         raise
-    tracking.set_terminated(uri, run_id, "FINISHED")
+    closer.set_terminated("FINISHED")
+    closer.flush()
+
+
+def replay_pending(results: Path, ablation: str, uri: str) -> int:
+    """Log what trials queued while the tracking store was away (SafeLogger files
+    RESULTS/NAME/trials/KEY/pending/pending-RUN_ID.jsonl); returns the entries still not logged."""
+    from mlflow.exceptions import MlflowException
+
+    from harness import tracking
+    left = 0
+    for path in sorted((Path(results) / ablation / "trials").glob("*/pending/pending-*.jsonl")):
+        run_id = path.stem[len("pending-"):]
+        try:
+            tracking._client(uri).get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                continue  # a run of another tracking store: its queue waits for that store
+            raise
+        left += tracking.SafeLogger(uri, run_id, path.parent, probe_timeout_s=5.0).flush()
+    return left
+
+
+def check_results_folder(results: Path) -> None:
+    """An unwritable results folder fails now, in one line, not after hours of training."""
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe = results / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the results folder {results}: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,15 +259,45 @@ def init_ray(address: str | None, quiet: bool = True) -> bool:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
+    # Every process of the study gets RAY_ADDRESS = this cluster. Ray Train's placement-group
+    # cleaner asks the state API with no address; on a host running several Ray instances (tests,
+    # two studies) that lookup fails or finds another cluster, and a finished trial's placement
+    # group is never removed: the next trial then waits for CPUs forever.
     if address:
+        target = address.split("://", 1)[-1]
+        if "://" not in address and target not in ("auto", "local"):
+            kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": target}}
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"cannot reach the Ray cluster at --address {address}: {str(exc).splitlines()[0]}") from None
         return False
-    # One extra CPU slot holds the trial drivers' 0.01-CPU reservations (a Tune function trial
-    # cannot ask for 0 CPU), so on 2 cores two 1-CPU trial workers still run at once.
-    ray.init(num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
+    # A local Ray whose GCS port we choose, so its address is known before it starts, and a
+    # dashboard on a free port: the state API behind that cleaner is the dashboard, and the
+    # default port 8265 belongs to whichever Ray on this host took it first.
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("", 0))
+            return s.getsockname()[1]
+    port = free_port()
+    kwargs["dashboard_port"] = free_port()
+    kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": f"{ray.util.get_node_ip_address()}:{port}"}}
+    previous = os.environ.get("RAY_GCS_SERVER_PORT")
+    os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # read by the head node as it starts
+    try:
+        # One extra CPU slot holds the trial drivers' 0.01-CPU reservations (a Tune function trial
+        # cannot ask for 0 CPU), so on 2 cores two 1-CPU trial workers still run at once.
+        # address="local": a new Ray of our own. Without it ray.init() joins whatever cluster the last
+        # `ray start` (or a test's ray.cluster_utils.Cluster) recorded in /tmp/ray/ray_current_cluster,
+        # even a dead one, and then refuses num_cpus.
+        ray.init(address="local", num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_GCS_SERVER_PORT", None)
+        else:
+            os.environ["RAY_GCS_SERVER_PORT"] = previous
     return True
 
 
@@ -335,6 +401,15 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
             trial_results.append({"variant": t.variant, "seed": t.seed, "task": task, "metrics": test["metrics"],
                                   "hypotheses": test["hypotheses"], "references": test["references"]})
     table = {"missing": missing}
+    walls = [(r.get("trial_wall_s"), r.get("seconds")) for r in
+             (json.loads(trial_result_path(results, spec.name, t.key).read_text()) for t in trials if t.key not in missing)]
+    walls = [(w, s) for w, s in walls if w and s]
+    if walls:
+        total_wall, total_stages = sum(w for w, _ in walls), sum(s for _, s in walls)
+        table["overhead"] = {"trials": len(walls), "trial_wall_s": round(total_wall, 1),
+                             "stages_s": round(total_stages, 1), "ratio": round(total_wall / total_stages, 3)}
+        say(f"orchestration overhead: {total_wall:.0f} s of trial wall time for {total_stages:.0f} s of stage work "
+            f"({total_wall / total_stages:.2f}x)")
     if trial_results:
         rows = report.build_table(trial_results, list(spec.variants), spec.baseline)
         seeds = sorted({t.seed for t in trials})
@@ -348,10 +423,33 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
                               f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})",
                               x_label=spec.curve.get("xlabel", "x"))
             files.append(png)
-        tracking.log_table(tracking_uri, parent, rows, "table.json")
-        for f in files:
-            tracking.log_artifact(tracking_uri, parent, f)
         table.update({"rows": rows, "markdown": markdown, "files": [str(f) for f in files]})
-    tracking.set_terminated(tracking_uri, parent, "FAILED" if missing else "FINISHED")
+    # The tables are on disk; a tracking server lost by now is reported, not a traceback, and
+    # `--resume` (server back) replays the trials' queued logs and logs the table.
+    from mlflow.exceptions import MlflowException
+    try:
+        pending = replay_pending(results, spec.name, tracking_uri)
+        # A trial whose result file exists is done; a driver (or trial actor) killed between that
+        # file and the run's end status left its run RUNNING: close it (it will not be rerun).
+        for t in trials:
+            if t.key not in missing:
+                run_id = tracking.find_trial_run(tracking_uri, experiment_id, parent, t.key)
+                if run_id and tracking._client(tracking_uri).get_run(run_id).info.status == "RUNNING":
+                    tracking.set_terminated(tracking_uri, run_id, "FINISHED")
+        if trial_results:
+            tracking.log_table(tracking_uri, parent, rows, "table.json")
+            for f in files:
+                tracking.log_artifact(tracking_uri, parent, f)
+        tracking.set_terminated(tracking_uri, parent, "FAILED" if missing else "FINISHED")
+        if pending:
+            table["tracking_error"] = (f"{pending} trial log entries could not be sent to {tracking_uri}; they wait "
+                                       f"under {out_dir / 'trials'}/*/pending")
+    except (MlflowException, tracking.TrackingError, OSError) as exc:
+        try:  # the probe's one line says why better than MLflow's retry message
+            tracking.check_reachable(tracking_uri, timeout_s=2.0)
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        except tracking.TrackingError as probe:
+            reason = str(probe)
+        table["tracking_error"] = f"{reason}; the table was not logged to MLflow"
     table["parent_run_id"] = parent
     return table

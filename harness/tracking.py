@@ -459,7 +459,14 @@ def log_table(
         columns += [str(k) for k in row if str(k) not in columns]
     data = {c: [_jsonable(row.get(c)) for row in rows] for c in columns}
     client = _client(uri)
-    client.log_table(run_id, data=data, artifact_file=artifact_file)
+    folder_name = os.path.dirname(artifact_file) or None
+    if any(a.path == artifact_file for a in client.list_artifacts(run_id, folder_name)):
+        # MLflow's log_table appends to an existing table (a resumed study would list its rows
+        # twice): overwrite it in the same "split" JSON layout log_table writes.
+        client.log_dict(run_id, {"columns": columns, "data": [[data[c][i] for c in columns]
+                                                              for i in range(len(rows))]}, artifact_file)
+    else:
+        client.log_table(run_id, data=data, artifact_file=artifact_file)
     folder = os.path.dirname(artifact_file) or None
     for f in files:
         client.log_artifact(run_id, os.fspath(f), folder)

@@ -10,8 +10,10 @@ interrupted one resumes at the epoch after its last checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -39,6 +41,34 @@ def write_result(path: Path, result: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(result, default=str))
     os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_checkpoint(state: dict, folder: Path) -> None:
+    """A Train checkpoint: state.pt and its SHA-256, so a truncated copy is detected on resume."""
+    save_torch(state, folder / "state.pt")
+    (folder / "state.sha256").write_text(_sha256(folder / "state.pt"))
+
+
+def read_checkpoint(folder: Path, say=lambda text: None) -> dict | None:
+    """The state in a Train checkpoint, or None (the stage restarts at its first epoch) when the
+    file is missing, truncated or altered: a damaged checkpoint is never loaded."""
+    path, digest = folder / "state.pt", folder / "state.sha256"
+    try:
+        if digest.is_file() and _sha256(path) != digest.read_text().strip():
+            raise ValueError("its SHA-256 does not match state.sha256")
+        return load_torch(path)
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        say(f"checkpoint {path} is damaged ({str(exc).splitlines()[0][:200]}); "
+            f"not loading it: the stage restarts at its first epoch")
+        return None
 
 
 def final_metrics(result: dict) -> dict[str, float]:
@@ -98,7 +128,7 @@ def train_loop_per_worker(config: dict) -> None:
         checkpoint, folder = None, None
         if state is not None:
             folder = Path(tempfile.mkdtemp(prefix="uniglor-ckpt-"))
-            save_torch(state, folder / "state.pt")
+            write_checkpoint(state, folder)
             checkpoint = ray.train.Checkpoint.from_directory(str(folder))
         ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, checkpoint=checkpoint)
         if folder is not None:
@@ -109,7 +139,7 @@ def train_loop_per_worker(config: dict) -> None:
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as folder:
-            return load_torch(Path(folder) / "state.pt")
+            return read_checkpoint(Path(folder), say)
 
     def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
         if world == 1:
@@ -120,7 +150,9 @@ def train_loop_per_worker(config: dict) -> None:
     rt = Runtime(rank=rank, world_size=world, device=device, bf16=cfg.compute.bf16, prepare_model=prepare_model,
                  report=report, latest_checkpoint=latest, say=say,
                  log_metrics=(lambda m, step: logger.log_metrics(m, step)) if logger else (lambda m, step: None))
-    say(f"trial {trial_key}: rank {rank}/{world} on {device}, {threads} torch threads")
+    # The node id says where a trial ran (multi-node debugging; the fault tests kill that node).
+    say(f"trial {trial_key}: rank {rank}/{world} on {device}, {threads} torch threads, "
+        f"node {ray.get_runtime_context().get_node_id()}")
     result = Trial(cfg, tuple(config["tasks"]), results, rt).run()
     metrics = final_metrics(result)
     if rank == 0:
@@ -135,6 +167,8 @@ def train_loop_per_worker(config: dict) -> None:
         if pending:
             say(f"MLflow: {pending} log entries could not be written (kept in {trial_dir / 'pending'})")
         say(f"trial {trial_key}: done in {result['seconds']:.1f} s; stages {result['stages']}")
-    ray.train.report({"stage": "done", "done": 1, **metrics})
+    # Not Tune's reserved "done" key: a result with done=1 makes Tune stop (kill) the trial actor
+    # while fit() is still returning, so the trial's MLflow run was never closed (left RUNNING).
+    ray.train.report({"stage": "done", **metrics})
     if log_file:
         log_file.close()

@@ -78,3 +78,9 @@ def test_unknown_profile():
 def test_every_field_is_described():
     keys = [row[0] for row in describe_fields()]
     assert set(keys) == set(flatten(load_profile("default")))
+
+
+def test_parse_set_reads_exponent_numbers():
+    # PyYAML (YAML 1.1) reads 1e-7 as a string; on the command line a number is meant.
+    assert parse_set(["optim.lr=1e-7"]) == {"optim.lr": 1e-7}
+    assert parse_set(["data.source=pt:/data/p14t"]) == {"data.source": "pt:/data/p14t"}

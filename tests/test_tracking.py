@@ -179,3 +179,14 @@ def test_safe_logger_drops_what_the_store_rejects(store, tmp_path):
     assert logger.pending_count == 0 and logger.rejected_count == 3
     assert logger.flush() == 3
     assert [m.value for m in tracking._client(uri).get_metric_history(run, "loss")] == [0.5]
+
+
+def test_logging_a_table_again_replaces_it(store, client, tmp_path):
+    # A resumed study logs its table into the same parent run: the rows must not be listed twice.
+    uri, exp, _ = store
+    parent = start_parent(uri, exp, "table twice", {})
+    tracking.log_table(uri, parent, [{"variant": "none", "bleu4": 1.0}], "table.json")
+    tracking.log_table(uri, parent, [{"variant": "none", "bleu4": 2.0}, {"variant": "apw", "bleu4": 3.0}], "table.json")
+    table = json.loads(Path(client.download_artifacts(parent, "table.json", str(tmp_path))).read_text())
+    assert table["columns"] == ["variant", "bleu4"]
+    assert table["data"] == [["none", 2.0], ["apw", 3.0]]

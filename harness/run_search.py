@@ -1,0 +1,111 @@
+"""`python harness/run_search.py NAME`: search `search_spaces/NAME.yaml` with Ray Tune + Optuna (TPE) + ASHA.
+
+The Optuna study persists in RESULTS/search/NAME/optuna.db: running the command again runs
+`--trials N` (default: the file's `trials`) more trials on the same study; `--resume` finishes an
+interrupted invocation in its MLflow parent run (finished trials are never rerun; interrupted ones
+are retried). At the end: the best configuration (or the Pareto front) printed and written to
+RESULTS/search/NAME/best.yaml as dotted overrides, parameter importances and Optuna's plots, all
+logged to the MLflow experiment "search-NAME". NAME may also be a path to a .yaml file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import shlex
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python harness/run_search.py` from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.cli import run_cli  # noqa: E402
+from harness.config import PROFILES, ConfigError, parse_set  # noqa: E402
+from harness.search import available, load_search  # noqa: E402
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run_search.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help=f"search: one of {', '.join(available())}, or a path to a .yaml")
+    p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the file's)")
+    p.add_argument("--trials", type=int, help="trials to run now (default: the file's `trials`; with --resume: "
+                                              "what the interrupted invocation had left)")
+    p.add_argument("--results", default="results", help="results folder (default ./results)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///RESULTS/mlflow.db)")
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--workers-per-trial", type=int)
+    p.add_argument("--gpus-per-worker", type=float)
+    p.add_argument("--cpus-per-worker", type=float)
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: the file's, else as many as the CPUs allow)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override of the base config, repeatable (not a searched key)")
+    p.add_argument("--resume", action="store_true", help="finish the last, interrupted invocation")
+    p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (the training seed is --set seed=N)")
+    p.add_argument("--dry-run", action="store_true", help="validate the file and print the space")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    overrides = parse_set(args.set)
+    overrides.update({f"compute.{k}": v for k, v in (("workers_per_trial", args.workers_per_trial),
+                                                     ("gpus_per_worker", args.gpus_per_worker),
+                                                     ("cpus_per_worker", args.cpus_per_worker)) if v is not None})
+    spec, base = load_search(args.name, args.profile, overrides)
+    for flag, value in (("--trials", args.trials), ("--max-concurrent", args.max_concurrent)):
+        if value is not None and value < (0 if flag == "--trials" else 1):
+            raise ConfigError(f"{flag} must be >= {0 if flag == '--trials' else 1}, got {value}")
+    if args.dry_run:
+        plan = {"name": spec.name, "profile": spec.profile, "metrics": list(spec.metrics), "modes": list(spec.modes),
+                "tasks": list(spec.tasks), "trials": args.trials or spec.trials, "scheduler": spec.scheduler.type,
+                "space": {k: {"kind": d.kind, "low": d.low, "high": d.high, "step": d.step, "choices": list(d.choices)}
+                          for k, d in spec.space.items()}}
+        if args.json:
+            print(json.dumps(plan))
+        else:
+            print(f"{spec.name} ({spec.where}), profile {spec.profile}: {spec.question}")
+            print(f"  objective: {', '.join(f'{m} ({md})' for m, md in zip(spec.metrics, spec.modes))}; "
+                  f"scheduler: {spec.scheduler.type}{' on ' + spec.scheduler.metric if spec.scheduler.type == 'asha' else ''}")
+            for k, d in spec.space.items():
+                print(f"  {k:28s} {d.kind:10s} {list(d.choices) if d.kind == 'choice' else [d.low, d.high]}")
+        return 0
+
+    from harness import search_tune, study, tracking
+    results = Path(args.results).resolve()
+    study.check_results_folder(results)
+    uri = args.tracking_uri or tracking.default_tracking_uri(results)
+    tracking.check_reachable(uri)
+    study.check_ray_address(args.address)
+    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
+    say = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    try:
+        summary = search_tune.run(spec, base, results=results, tracking_uri=uri, address=args.address,
+                                  trials=args.trials, max_concurrent=args.max_concurrent, resume=args.resume,
+                                  seed=args.seed, command=command, say=say)
+    except OSError as exc:  # disk full, folder made read-only mid-run: the study and the stage cache stay
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise ConfigError(f"cannot write {exc.filename or results}: {exc.strerror}; free space or fix "
+                          f"permissions, then rerun with --resume") from None
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        search_tune.print_summary(spec, summary, uri)
+    if summary.get("tracking_error"):
+        print(f"warning: MLflow: {summary['tracking_error']}", file=sys.stderr)
+    if summary["unfinished"]:
+        print(f"error: {summary['unfinished']} trial(s) of this invocation did not finish; rerun with --resume",
+              file=sys.stderr)
+        return 1
+    if not summary["complete"]:
+        print("error: no trial completed; see the trials' logs under "
+              f"{Path(summary['folder']) / 'trials'}", file=sys.stderr)
+        return 1
+    return 1 if summary.get("tracking_error") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
