@@ -22,7 +22,9 @@ from harness.config import PROFILES, ConfigError, parse_set  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run_ablation.py", description=__doc__,
+    # allow_abbrev=False: `--seed 3` (python -m harness.trial's seed index) must not silently mean
+    # `--seeds 3` and start a three-seed study.
+    p = argparse.ArgumentParser(prog="run_ablation.py", description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"ablation: one of {', '.join(available())}")
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the ablation's)")

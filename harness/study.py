@@ -193,6 +193,15 @@ def tune_trial(config: dict) -> None:
         closer.set_terminated("FAILED")
         closer.flush()
         raise
+    # Orchestration overhead: this trial's wall time through Tune and Train next to the time its
+    # stages took inside the worker (what the same stages cost in-process).
+    path = trial_result_path(Path(ctx["results"]), ctx["ablation"], t["key"])
+    if path.is_file():
+        result = json.loads(path.read_text())
+        result["trial_wall_s"] = time.time() - started
+        write_result(path, result)
+        closer.log_metrics({"trial/wall_s": result["trial_wall_s"], "trial/stages_s": result["seconds"],
+                            "trial/overhead": result["trial_wall_s"] / max(result["seconds"], 1e-9)})
     closer.set_terminated("FINISHED")
     closer.flush()
 
