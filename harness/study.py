@@ -290,23 +290,32 @@ def init_ray(address: str | None, quiet: bool = True) -> bool:
         with socket.socket() as s:
             s.bind(("", 0))
             return s.getsockname()[1]
-    port = free_port()
-    kwargs["dashboard_port"] = free_port()
-    kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": f"{ray.util.get_node_ip_address()}:{port}"}}
     previous = os.environ.get("RAY_GCS_SERVER_PORT")
-    os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # read by the head node as it starts
-    try:
-        # One extra CPU slot holds the trial drivers' 0.01-CPU reservations (a Tune function trial
-        # cannot ask for 0 CPU), so on 2 cores two 1-CPU trial workers still run at once.
-        # address="local": a new Ray of our own. Without it ray.init() joins whatever cluster the last
-        # `ray start` (or a test's ray.cluster_utils.Cluster) recorded in /tmp/ray/ray_current_cluster,
-        # even a dead one, and then refuses num_cpus.
-        ray.init(address="local", num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
-    finally:
-        if previous is None:
-            os.environ.pop("RAY_GCS_SERVER_PORT", None)
-        else:
-            os.environ["RAY_GCS_SERVER_PORT"] = previous
+    for attempt in (1, 2):
+        port = free_port()
+        kwargs["dashboard_port"] = free_port()
+        kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": f"{ray.util.get_node_ip_address()}:{port}"}}
+        os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # read by the head node as it starts
+        try:
+            # One extra CPU slot holds the trial drivers' 0.01-CPU reservations (a Tune function trial
+            # cannot ask for 0 CPU), so on 2 cores two 1-CPU trial workers still run at once.
+            # address="local": a new Ray of our own. Without it ray.init() joins whatever cluster the last
+            # `ray start` (or a test's ray.cluster_utils.Cluster) recorded in /tmp/ray/ray_current_cluster,
+            # even a dead one, and then refuses num_cpus.
+            ray.init(address="local", num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
+            break
+        except Exception as exc:  # Ray's own bare Exception when its node is not up within 30 s
+            if "timed out during startup" not in str(exc):
+                raise
+            ray.shutdown()
+            if attempt == 2:
+                raise ConfigError("a local Ray did not start within Ray's 30 s, twice (is the machine overloaded?); "
+                                  "try again, or pass --address of a running cluster") from None
+        finally:
+            if previous is None:
+                os.environ.pop("RAY_GCS_SERVER_PORT", None)
+            else:
+                os.environ["RAY_GCS_SERVER_PORT"] = previous
     return True
 
 
