@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) harness/run_ablation.py apw --profile debug
 
 test: $(STAMP)
-	$(PY) -m pytest -q --timeout 900
+	$(PY) -m pytest -q --timeout 1800
 
 clean:
 	rm -rf $(VENV) results
