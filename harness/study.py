@@ -383,6 +383,18 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
         started = init_ray(None if address in (None, "", "local") else address)
         try:
             first = todo[0].cfg.compute
+            # A worker no node can hold (a GPU on a CPU-only machine) would wait forever, silently.
+            need = {"CPU": first.cpus_per_worker, **({"GPU": first.gpus_per_worker} if first.gpus_per_worker else {})}
+            nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+            if not any(all(r.get(k, 0.0) >= v for k, v in need.items()) for r in nodes):
+                most = ", ".join(f"{max((r.get(k, 0.0) for r in nodes), default=0.0):g} {k}" for k in need)
+                problem = (f"no Ray node can hold a trial worker ({' + '.join(f'{v:g} {k}' for k, v in need.items())}"
+                           f" each; the largest node has {most})")
+                if started:
+                    tracking.set_terminated(tracking_uri, parent, "FAILED")
+                    raise ConfigError(f"{problem}: lower --cpus-per-worker / --gpus-per-worker, or pass --address "
+                                      f"of a cluster that has such nodes")
+                say(f"warning: {problem}: the trials wait until the cluster's autoscaler adds such a node")
             per_trial = first.workers_per_trial * first.cpus_per_worker
             cpus = ray.cluster_resources().get("CPU", 1) - (1 if started else 0)  # minus the drivers' slot
             concurrent = max_concurrent or max(1, int(cpus // per_trial))
