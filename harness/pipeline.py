@@ -128,7 +128,7 @@ def prepare(spec: str, cfg: ExperimentConfig, cache: StageCache, key: str, say: 
     """Load and preprocess a source once; later calls (any trial, any node) read the cached copy."""
     from harness.data.readers_npz import read_npz, write_npz
     with cache.lock("prepare", key):
-        if cache.is_complete("prepare", key):
+        if cache.lookup("prepare", key):
             return read_npz(cache.entry("prepare", key).file("corpus.npz"))
         if cache.has_files("prepare", key):
             say(f"prepare: cache entry {key} is corrupted; recomputing")
@@ -220,9 +220,14 @@ def _batches(n: int, batch_size: int) -> int:
 class Trial:
     """One trial: its config, tasks, cache and runtime; `run()` returns its test-set results."""
 
-    def __init__(self, cfg: ExperimentConfig, tasks: tuple[str, ...], results: Path, rt: Runtime):
+    def __init__(self, cfg: ExperimentConfig, tasks: tuple[str, ...], results: Path, rt: Runtime,
+                 storage: str | None = None):
         self.cfg, self.tasks, self.rt = cfg, tuple(tasks), rt
-        self.cache = StageCache(Path(results) / "cache")
+        remote = None
+        if storage:
+            from harness.storage import Remote
+            remote = Remote(storage)
+        self.cache = StageCache(Path(results) / "cache", remote)
         self.keys = stage_keys(cfg, self.tasks)
         self.status: dict[str, str] = {}  # stage name -> "cached" | "computed"
         self.seconds: dict[str, float] = {}
@@ -231,20 +236,33 @@ class Trial:
 
     def cached(self, name: str, produce: Callable[[], Any], save: Callable[[Any, Path], None],
                load: Callable[[Path], Any]) -> Any:
-        """Load stage `name` if its entry is complete; otherwise compute it on every rank (DDP) while
-        rank 0 holds the entry's lock, and let rank 0 write it."""
+        """Load stage `name` if its entry is complete (here, or fetched from the remote); otherwise
+        compute it on every rank (DDP) while rank 0 holds the entry's lock, and let rank 0 write it."""
         stage, key = stage_of(name), self.keys[name]
         lock = None
         hit = None
-        if self.rt.is_main:
-            lock = self.cache.lock(stage, key)
-            lock.__enter__()
-            hit = self.cache.is_complete(stage, key)
-            if not hit and self.cache.has_files(stage, key):
-                self.rt.say(f"{name}: cache entry {key} failed verification; recomputing")
+        try:
+            if self.rt.is_main:
+                entering = self.cache.lock(stage, key)
+                entering.__enter__()
+                lock = entering
+                # Under the lock, so a trial that waited here loads what the holder just wrote (or,
+                # with a remote, what another node uploaded meanwhile) instead of computing it again.
+                hit = self.cache.lookup(stage, key)
+                if not hit and self.cache.has_files(stage, key):
+                    self.rt.say(f"{name}: cache entry {key} failed verification; recomputing")
+        except BaseException:
+            if lock is not None:
+                lock.__exit__(None, None, None)
+            raise
         hit = self.rt.broadcast(hit)
         t0 = time.perf_counter()
         try:
+            if hit and not self.rt.is_main and self.cache.remote is not None:
+                # A rank on another node than rank 0 has no local copy: it fetches its own (without
+                # the lock, which rank 0 holds; a fetch places a verified copy or nothing).
+                if not self.cache.lookup(stage, key):
+                    raise RuntimeError(f"{name}: cache entry {key} vanished from {self.cache.remote.uri}")
             if hit:
                 result = load(self.cache.entry(stage, key).path)
                 self.status[name] = "cached"

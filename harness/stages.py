@@ -8,6 +8,16 @@ deleted and recomputed. Writers build the entry in a temporary folder and rename
 Two trials needing the same entry serialize on a lock file next to it, so the second one waits
 and then loads what the first one wrote (also across nodes when the results folder is a shared
 file system).
+
+With a remote (`--storage URI`, harness.storage) every node keeps its own local cache and mirrors
+it to URI/cache/<stage>/<key>/. `lookup` fetches a remote entry on a local miss: its files go to a
+temporary folder, every SHA-256 is checked against the remote DONE.json, and only then is it
+renamed into place; an entry that fails the check is reported like a corrupted local one and
+recomputed. `commit` uploads the files first and DONE.json last, so DONE.json is the commit
+marker remotely too. The lock is per node: an object store has no locks, so two nodes that miss
+the same entry at the same time each compute it once. That is wasted work, not a wrong result:
+the key is content-addressed, both uploads are valid, and the last one wins (a reader that meets
+a half-replaced entry sees hashes that do not match its DONE.json and recomputes).
 """
 
 from __future__ import annotations
@@ -23,9 +33,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
+
+if TYPE_CHECKING:
+    from harness.storage import Remote
 
 STAGES = ("prepare", "pretrain", "embed", "sign2text", "backtranslator", "text2sign")
 
@@ -58,34 +71,85 @@ class Entry:
         return self.path / name
 
 
-class StageCache:
-    """Content-addressed, verified, lock-protected stage outputs under `root`."""
+def _verified(folder: Path) -> bool:
+    """True when folder/DONE.json exists and every file it lists has the recorded size and hash."""
+    done = folder / "DONE.json"
+    if not done.is_file():
+        return False
+    try:
+        manifest = json.loads(done.read_text())
+        for name, meta in manifest["files"].items():
+            p = folder / name
+            if not p.is_file() or p.stat().st_size != meta["size"] or _sha256(p) != meta["sha256"]:
+                return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
 
-    def __init__(self, root: Path):
+
+class StageCache:
+    """Content-addressed, verified, lock-protected stage outputs under `root`, optionally mirrored
+    to `remote` under `remote_prefix`/<stage>/<key>/."""
+
+    def __init__(self, root: Path, remote: Remote | None = None, remote_prefix: str = "cache"):
         self.root = Path(root)
+        self.remote = remote
+        self.remote_prefix = remote_prefix
 
     def entry(self, stage: str, key: str) -> Entry:
         return Entry(stage, key, self.root / stage / key)
 
+    def remote_rel(self, stage: str, key: str) -> str:
+        return f"{self.remote_prefix}/{stage}/{key}"
+
     def is_complete(self, stage: str, key: str) -> bool:
-        """True when the entry exists and every file matches its recorded size and hash."""
-        entry = self.entry(stage, key)
-        done = entry.path / "DONE.json"
-        if not done.is_file():
-            return False
-        try:
-            manifest = json.loads(done.read_text())
-            for name, meta in manifest["files"].items():
-                p = entry.path / name
-                if not p.is_file() or p.stat().st_size != meta["size"] or _sha256(p) != meta["sha256"]:
-                    return False
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
-        return True
+        """True when the local entry exists and every file matches its recorded size and hash."""
+        return _verified(self.entry(stage, key).path)
+
+    def lookup(self, stage: str, key: str) -> bool:
+        """True when the entry is complete here, after fetching it from the remote on a local miss."""
+        return self.is_complete(stage, key) or (self.remote is not None and self._fetch(stage, key))
 
     def has_files(self, stage: str, key: str) -> bool:
-        """Cheap check (no hashing) for planning: DONE.json exists."""
-        return (self.entry(stage, key).path / "DONE.json").is_file()
+        """Cheap check (no hashing) for planning: DONE.json exists here or on the remote."""
+        if (self.entry(stage, key).path / "DONE.json").is_file():
+            return True
+        return self.remote is not None and self.remote.exists(f"{self.remote_rel(stage, key)}/DONE.json")
+
+    def _fetch(self, stage: str, key: str) -> bool:
+        """Download the remote entry, verify it, rename it into place; False (nothing changed here)
+        when the remote has no DONE.json or its files do not match it. Network errors propagate:
+        a store that cannot be read must not silently turn into recomputing everything."""
+        from harness.storage import check_relative
+        rel = self.remote_rel(stage, key)
+        manifest_bytes = self.remote.read_bytes(f"{rel}/DONE.json")
+        if manifest_bytes is None:
+            return False
+        entry = self.entry(stage, key)
+        entry.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.path.parent / f".fetch-{key}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            try:
+                names = list(json.loads(manifest_bytes)["files"])
+                for name in names:
+                    if not self.remote.download_file(f"{rel}/{check_relative(name)}", tmp / name):
+                        return False  # listed but gone: an upload replacing this entry is under way
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return False  # an unreadable manifest is a failed verification
+            (tmp / "DONE.json").write_bytes(manifest_bytes)
+            if not _verified(tmp):
+                return False
+            if self.is_complete(stage, key):  # another process on this node placed it meanwhile
+                return True
+            shutil.rmtree(entry.path, ignore_errors=True)  # a stale or corrupted local copy
+            try:
+                os.replace(tmp, entry.path)
+            except OSError:  # lost a race with another local fetch: theirs is as good as ours
+                return self.is_complete(stage, key)
+            return True
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @contextlib.contextmanager
     def lock(self, stage: str, key: str, poll_s: float = 0.5) -> Iterator[None]:
@@ -117,6 +181,13 @@ class StageCache:
                     files[str(p.relative_to(tmp))] = {"size": p.stat().st_size, "sha256": _sha256(p)}
             manifest = {"stage": stage, "key": key, "files": files, "meta": meta or {}, "created": time.time()}
             _write_text_atomic(tmp / "DONE.json", json.dumps(manifest, indent=1, default=str))
+            if self.remote is not None:
+                # Upload before the local rename: a failed upload fails the commit, so a retry on
+                # this node recomputes and uploads instead of finding a local-only entry. The old
+                # DONE.json goes first, so while the files are replaced the entry reads as absent.
+                rel = self.remote_rel(stage, key)
+                self.remote.delete_file(f"{rel}/DONE.json")
+                self.remote.upload_folder(tmp, rel, last="DONE.json")
             if entry.path.exists():  # a stale or corrupted entry: replace it
                 shutil.rmtree(entry.path)
             os.replace(tmp, entry.path)
