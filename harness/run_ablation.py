@@ -30,7 +30,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the ablation's)")
     p.add_argument("--seeds", type=int, help="seeds per variant (default: 1 for debug, 3 otherwise)")
     p.add_argument("--dataset", help="data source: synth, synth:PROFILE, pt:DIR, openpose:DIR, pose:PATH, npz:FILE")
-    p.add_argument("--results", default="results", help="results folder (default ./results)")
+    p.add_argument("--results", default="results", help="results folder (default ./results); with --storage, "
+                   "this node's working copy (the same path on every node)")
+    p.add_argument("--storage", metavar="URI", help="shared storage for a cluster whose nodes share no file system "
+                   "(s3://BUCKET/PREFIX, or any pyarrow.fs URI): Ray's run storage, the stage cache and the "
+                   "trial results are mirrored there (default: everything under --results)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///RESULTS/mlflow.db)")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     p.add_argument("--workers-per-trial", type=int)
@@ -63,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                                               ("cpus_per_worker", args.cpus_per_worker)) if v is not None}
     trials = study.plan_trials(spec, profile, seeds, overrides, compute, args.only)
     results = Path(args.results).resolve()
+    from harness.storage import open_storage
+    remote = open_storage(args.storage)
     if args.dry_run:
-        stages = study.plan_stages(trials, spec.tasks, results)
+        stages = study.plan_stages(trials, spec.tasks, results, remote)
         if args.json:
             print(json.dumps({"trials": len(trials), "stages": stages}))
         else:
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = study.run(spec, trials, results=results, tracking_uri=uri, address=args.address,
                           max_concurrent=args.max_concurrent, resume=args.resume, command=command,
-                          say=(lambda s: print(s, file=sys.stderr)) if args.json else print)
+                          say=(lambda s: print(s, file=sys.stderr)) if args.json else print, remote=remote)
     except OSError as exc:  # disk full, folder made read-only mid-run: finished stages stay cached
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
             raise
@@ -98,11 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     if table.get("tracking_error"):
         print(f"warning: {table['tracking_error']}; the table files are written; rerun with --resume once "
               f"the server answers to log it", file=sys.stderr)
+    if table.get("storage_error"):
+        print(f"warning: {table['storage_error']}", file=sys.stderr)
     if table["missing"]:
         print(f"error: {len(table['missing'])} trial(s) did not finish: {', '.join(table['missing'])}; "
               f"rerun with --resume", file=sys.stderr)
         return 1
-    return 1 if table.get("tracking_error") else 0
+    return 1 if table.get("tracking_error") or table.get("storage_error") else 0
 
 
 if __name__ == "__main__":

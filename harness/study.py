@@ -9,6 +9,7 @@ trial runs are found again by a tag, so a retried or resumed trial continues its
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import storage
 from harness.ablation import AblationSpec, variant_config
 from harness.config import ConfigError, ExperimentConfig, flatten
 from harness.pipeline import check_window, prepare, stage_keys, stage_of
 from harness.stages import STAGES, StageCache
+from harness.storage import Remote
 from harness.worker import trial_result_path, write_result
 
 DEFAULT_SEEDS = {"debug": 1, "default": 3, "paper": 3}
@@ -59,9 +62,11 @@ def plan_trials(spec: AblationSpec, profile: str | None, seeds: int, overrides: 
     return trials
 
 
-def plan_stages(trials: list[TrialPlan], tasks: tuple[str, ...], results: Path) -> dict[str, dict[str, int]]:
-    """Per stage: how many distinct computations the trials need and how many are cached."""
-    cache = StageCache(results / "cache")
+def plan_stages(trials: list[TrialPlan], tasks: tuple[str, ...], results: Path, remote: Remote | None = None
+                ) -> dict[str, dict[str, int]]:
+    """Per stage: how many distinct computations the trials need and how many are cached (here or
+    on the remote)."""
+    cache = StageCache(results / "cache", remote)
     distinct: dict[str, set[str]] = {s: set() for s in STAGES}
     for trial in trials:
         for name, key in stage_keys(trial.cfg, tasks).items():
@@ -172,7 +177,7 @@ def tune_trial(config: dict) -> None:
         train_loop_per_worker,
         train_loop_config={"cfg": t["cfg"], "tasks": ctx["tasks"], "results": ctx["results"], "ablation": ctx["ablation"],
                            "trial_key": t["key"], "variant": t["variant"], "config_key": t["config_key"],
-                           "tracking_uri": uri, "run_id": run_id},
+                           "tracking_uri": uri, "run_id": run_id, "storage_uri": ctx.get("storage_uri")},
         scaling_config=ray.train.ScalingConfig(num_workers=int(compute["workers_per_trial"]), use_gpu=gpus > 0,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -184,18 +189,34 @@ def tune_trial(config: dict) -> None:
             callbacks=[TuneReportCallback()],
         ),
     )
-    # The run's end status goes through a SafeLogger on the trial's pending file: a tracking server
-    # lost mid-study must not turn a trained trial into a failed (and retried) one.
-    closer = tracking.SafeLogger(uri, run_id, Path(ctx["results"]) / ctx["ablation"] / "trials" / t["key"] / "pending")
+    results = Path(ctx["results"])
+    remote = Remote(ctx["storage_uri"]) if ctx.get("storage_uri") else None
+
+    def make_closer() -> tracking.SafeLogger:
+        # The run's end status goes through a SafeLogger on the trial's pending file: a tracking
+        # server lost mid-study must not turn a trained trial into a failed (and retried) one. With
+        # --storage, rank 0 may have run on another node: its queue comes first (replayed in order).
+        storage.pull_trial_folder(remote, results, ctx["ablation"], t["key"])
+        return tracking.SafeLogger(uri, run_id, results / ctx["ablation"] / "trials" / t["key"] / "pending")
     try:
         trainer.fit()
     except BaseException:
-        closer.set_terminated("FAILED")
-        closer.flush()
+        try:
+            failed = make_closer()
+        except storage.REMOTE_ERRORS:  # the end status matters more than merging the queue
+            failed = tracking.SafeLogger(uri, run_id, results / ctx["ablation"] / "trials" / t["key"] / "pending")
+            remote = None
+        failed.set_terminated("FAILED")
+        failed.flush()
+        with contextlib.suppress(*storage.REMOTE_ERRORS):
+            storage.push_trial(remote, results, ctx["ablation"], t["key"], result=False)
         raise
+    closer = make_closer()
     # Orchestration overhead: this trial's wall time through Tune and Train next to the time its
     # stages took inside the worker (what the same stages cost in-process).
-    path = trial_result_path(Path(ctx["results"]), ctx["ablation"], t["key"])
+    path = trial_result_path(results, ctx["ablation"], t["key"])
+    if remote is not None and not storage.pull_trial_result(remote, results, ctx["ablation"], t["key"]):
+        path.unlink(missing_ok=True)  # a stale copy from an earlier invocation on this node
     if path.is_file():
         result = json.loads(path.read_text())
         result["trial_wall_s"] = time.time() - started
@@ -204,6 +225,7 @@ def tune_trial(config: dict) -> None:
                             "trial/overhead": result["trial_wall_s"] / max(result["seconds"], 1e-9)})
     closer.set_terminated("FINISHED")
     closer.flush()
+    storage.push_trial(remote, results, ctx["ablation"], t["key"])
 
 
 def replay_pending(results: Path, ablation: str, uri: str) -> int:
@@ -320,7 +342,7 @@ def init_ray(address: str | None, quiet: bool = True) -> bool:
 
 
 def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_uri: str, address: str | None,
-        max_concurrent: int | None, resume: bool, command: str, say=print) -> dict:
+        max_concurrent: int | None, resume: bool, command: str, say=print, remote: Remote | None = None) -> dict:
     import ray
     from ray import tune
 
@@ -331,10 +353,12 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
     out_dir = results / spec.name
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "state.json"
+    if remote is not None and not state_path.is_file():  # --resume from another node than the last run's
+        remote.download_file(f"{spec.name}/state.json", state_path)
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
 
     # Data once, in the driver: a bad file or a too-long window fails before any training.
-    cache = StageCache(results / "cache")
+    cache = StageCache(results / "cache", remote)
     for cfg in {json.dumps(dataclasses.asdict(t.cfg.data), sort_keys=True): t.cfg for t in trials}.values():
         key = stage_keys(cfg, tasks)["prepare"]
         corpus = prepare(cfg.data.source, cfg, cache, key, say)
@@ -343,7 +367,10 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
                 check_window(corpus, t.cfg.pretrain.window, cfg.data.source)
 
     experiment = f"ablation-{spec.name}"
-    experiment_id = tracking.ensure_experiment(tracking_uri, experiment, str(results / "mlartifacts"))
+    # With --storage the results folder is per node: an MLflow server (the cluster's) then keeps the
+    # artifacts where its --artifacts-destination says, not in this node's folder.
+    served = remote is not None and tracking_uri.startswith(("http://", "https://"))
+    experiment_id = tracking.ensure_experiment(tracking_uri, experiment, None if served else str(results / "mlartifacts"))
     commit = git_commit()
     corpus_name = trials[0].cfg.data.source
     synthetic = corpus_name.startswith("synth")
@@ -363,11 +390,15 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
             "reproduces": spec.reproduces, "question": spec.question})
         for t in trials:  # a fresh invocation recomputes results (the stage cache still skips work)
             trial_result_path(results, spec.name, t.key).unlink(missing_ok=True)
+            if remote is not None:
+                remote.delete_file(f"{storage.trial_rel(spec.name, t.key)}.json")
     state = {"parent_run_id": parent, "experiment_id": experiment_id, "tracking_uri": tracking_uri,
              "invocation": invocation, "trials": [t.key for t in trials]}
     state_path.write_text(json.dumps(state, indent=1))
+    if remote is not None:
+        remote.upload_file(state_path, f"{spec.name}/state.json")
 
-    def finished(t: TrialPlan) -> bool:
+    def finished_here(t: TrialPlan) -> bool:
         path = trial_result_path(results, spec.name, t.key)
         if not path.is_file():
             return False
@@ -375,6 +406,10 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
             return json.loads(path.read_text()).get("config_key") == t.config_key
         except ValueError:
             return False
+
+    def finished(t: TrialPlan) -> bool:
+        # With --storage a trial that finished in an earlier run elsewhere has its result only there.
+        return finished_here(t) or (storage.pull_trial_result(remote, results, spec.name, t.key) and finished_here(t))
 
     todo = [t for t in trials if not finished(t)]
     if len(todo) < len(trials):
@@ -400,7 +435,8 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
             concurrent = max_concurrent or max(1, int(cpus // per_trial))
             ctx = {"tracking_uri": tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent,
                    "results": str(results), "ablation": spec.name, "tasks": list(tasks), "invocation": invocation,
-                   "storage": str(results / "ray")}
+                   "storage": remote.child_uri("ray") if remote is not None else str(results / "ray"),
+                   "storage_uri": remote.uri if remote is not None else None}
             grid = [{"key": t.key, "variant": t.variant, "seed": t.seed, "cfg": dataclasses.asdict(t.cfg),
                      "config_key": t.config_key, "params": {k: str(v) for k, v in flatten(t.cfg).items()}}
                     for t in todo]
@@ -411,7 +447,7 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
                 tune.with_resources(tune_trial, {"CPU": 0.01}),
                 param_space={"trial": tune.grid_search(grid), "ctx": ctx},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=False),
-                run_config=tune.RunConfig(name=f"{spec.name}-{invocation}", storage_path=str(results / "ray"),
+                run_config=tune.RunConfig(name=f"{spec.name}-{invocation}", storage_path=ctx["storage"],
                                           failure_config=tune.FailureConfig(max_failures=1), verbose=0,
                                           callbacks=[make_live_view(len(todo), tasks)]),
             )
@@ -419,6 +455,14 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
         finally:
             if started:
                 ray.shutdown()
+        if remote is not None:
+            # The trials ran on any node: their results, logs and pending MLflow queues are on the
+            # remote. A result there is the last writer's (the trial driver's, with its wall time).
+            for t in todo:
+                storage.pull_trial_result(remote, results, spec.name, t.key)
+    if remote is not None:
+        for t in trials:
+            storage.pull_trial_folder(remote, results, spec.name, t.key)
 
     missing = [t.key for t in trials if not finished(t)]
     trial_results = []
@@ -481,5 +525,14 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
         except tracking.TrackingError as probe:
             reason = str(probe)
         table["tracking_error"] = f"{reason}; the table was not logged to MLflow"
+    if remote is not None:
+        try:
+            for t in trials:  # a pending queue replayed above is deleted remotely too
+                storage.push_trial(remote, results, spec.name, t.key, result=False)
+            for f in [state_path] + (files if trial_results else []):
+                remote.upload_file(f, f"{spec.name}/{f.name}")
+        except storage.REMOTE_ERRORS as exc:
+            table["storage_error"] = (f"cannot upload to --storage {remote.uri}: {str(exc).splitlines()[0][:200]}; "
+                                      f"the files are under {out_dir}")
     table["parent_run_id"] = parent
     return table

@@ -10,6 +10,7 @@ interrupted one resumes at the epoch after its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -117,6 +118,12 @@ def train_loop_per_worker(config: dict) -> None:
     trial_key = config["trial_key"]
     trial_dir = results / config["ablation"] / "trials" / trial_key
     trial_dir.mkdir(parents=True, exist_ok=True)
+    remote = None
+    if config.get("storage_uri") and rank == 0:
+        from harness import storage
+        remote = storage.Remote(config["storage_uri"])
+        # An earlier attempt may have run on another node: continue its log and pending queue.
+        storage.pull_trial_folder(remote, results, config["ablation"], trial_key)
     logger = SafeLogger(config["tracking_uri"], config["run_id"], trial_dir / "pending") if rank == 0 else None
     log_file = open(trial_dir / f"worker{rank}.log", "a", buffering=1) if rank == 0 else None
 
@@ -153,7 +160,14 @@ def train_loop_per_worker(config: dict) -> None:
     # The node id says where a trial ran (multi-node debugging; the fault tests kill that node).
     say(f"trial {trial_key}: rank {rank}/{world} on {device}, {threads} torch threads, "
         f"node {ray.get_runtime_context().get_node_id()}")
-    result = Trial(cfg, tuple(config["tasks"]), results, rt).run()
+    try:
+        result = Trial(cfg, tuple(config["tasks"]), results, rt, config.get("storage_uri")).run()
+    except BaseException:
+        if remote is not None:  # the log says why; the node it is on may be gone by the time anyone looks
+            from harness import storage
+            with contextlib.suppress(*storage.REMOTE_ERRORS):
+                storage.push_trial(remote, results, config["ablation"], trial_key, result=False)
+        raise
     metrics = final_metrics(result)
     if rank == 0:
         log_trial_artifacts(logger, result, trial_dir)
@@ -167,6 +181,11 @@ def train_loop_per_worker(config: dict) -> None:
         if pending:
             say(f"MLflow: {pending} log entries could not be written (kept in {trial_dir / 'pending'})")
         say(f"trial {trial_key}: done in {result['seconds']:.1f} s; stages {result['stages']}")
+        if remote is not None:
+            # Before the report below: the trial driver (maybe on another node) reads this file
+            # from the remote as soon as fit() returns.
+            from harness import storage
+            storage.push_trial(remote, results, config["ablation"], trial_key)
     # Not Tune's reserved "done" key: a result with done=1 makes Tune stop (kill) the trial actor
     # while fit() is still returning, so the trial's MLflow run was never closed (left RUNNING).
     ray.train.report({"stage": "done", **metrics})
