@@ -11,6 +11,13 @@ on AWS; file:///abs/path in the tests):
     URI/<ablation>/trials/<key>/       a trial's worker log and pending MLflow entries
     URI/<ablation>/trials/<key>.json   its result, uploaded after its folder
     URI/<ablation>/state.json, table.md, table.csv, curve.png
+    URI/search/<name>/ray/             run_search.py: Ray Tune/Train run storage of the search
+    URI/search/<name>/trials/<key>/    a search trial's worker log and pending MLflow entries (and <key>.json)
+    URI/search/<name>/best.yaml, trials.csv, importances.json, *.png
+
+The Optuna study of a search (RESULTS/search/<name>/optuna.db, SQLite) is not mirrored: it stays
+on the driver's node, whose run_search.py is its only writer (a later --resume or --trials N runs
+there too).
 
 An object store has no locks and no atomic rename of a folder. What keeps the mirror correct is
 that every reader checks before it trusts: a cache entry is loaded only when each file matches the
@@ -221,3 +228,49 @@ def pull_trial_result(remote: Remote | None, results: Path, ablation: str, key: 
         return False
     rel = f"{trial_rel(ablation, key)}.json"
     return remote.download_file(rel, Path(results) / rel)
+
+
+# --------------------------------------------------------------------------------------------
+# What run_ablation.py and run_search.py do the same way with --storage
+# --------------------------------------------------------------------------------------------
+
+def ray_storage(remote: Remote | None, results: Path, rel: str) -> str:
+    """Ray Tune's and Ray Train's storage_path: URI/rel with --storage (Train checkpoints must be
+    where every node reaches them), else RESULTS/rel."""
+    return remote.child_uri(rel) if remote is not None else str(Path(results) / rel)
+
+
+def artifact_root(results: Path, tracking_uri: str, remote: Remote | None) -> str | None:
+    """Where a new MLflow experiment keeps its artifacts. With --storage the results folder is per
+    node: an MLflow server (the cluster's) then keeps them where its --artifacts-destination says
+    (None), not in this node's folder."""
+    served = remote is not None and tracking_uri.startswith(("http://", "https://"))
+    return None if served else str(Path(results) / "mlartifacts")
+
+
+def pull_trials(remote: Remote | None, results: Path, folder: str, keys, results_too: bool = True) -> None:
+    """On the driver, after trials ran on any node: each trial's folder (its log and pending MLflow
+    queue, which the driver replays) and, with results_too, its result file (the remote's)."""
+    if remote is None:
+        return
+    for key in keys:
+        if results_too:
+            pull_trial_result(remote, results, folder, key)
+        pull_trial_folder(remote, results, folder, key)
+
+
+def publish(remote: Remote | None, results: Path, folder: str, keys, files) -> str | None:
+    """The driver's last step: mirror the trials' folders (a pending queue replayed here is deleted
+    remotely too), then upload `files` to URI/<folder>/. Returns the warning line when the storage
+    failed (the files stay under RESULTS/<folder>), else None."""
+    if remote is None:
+        return None
+    try:
+        for key in keys:
+            push_trial(remote, results, folder, key, result=False)
+        for f in files:
+            remote.upload_file(Path(f), f"{folder}/{Path(f).name}")
+    except REMOTE_ERRORS as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return f"cannot upload to --storage {remote.uri}: {reason}; the files are under {Path(results) / folder}"
+    return None

@@ -191,27 +191,12 @@ def tune_trial(config: dict) -> None:
     )
     results = Path(ctx["results"])
     remote = Remote(ctx["storage_uri"]) if ctx.get("storage_uri") else None
-
-    def make_closer() -> tracking.SafeLogger:
-        # The run's end status goes through a SafeLogger on the trial's pending file: a tracking
-        # server lost mid-study must not turn a trained trial into a failed (and retried) one. With
-        # --storage, rank 0 may have run on another node: its queue comes first (replayed in order).
-        storage.pull_trial_folder(remote, results, ctx["ablation"], t["key"])
-        return tracking.SafeLogger(uri, run_id, results / ctx["ablation"] / "trials" / t["key"] / "pending")
     try:
         trainer.fit()
     except BaseException:
-        try:
-            failed = make_closer()
-        except storage.REMOTE_ERRORS:  # the end status matters more than merging the queue
-            failed = tracking.SafeLogger(uri, run_id, results / ctx["ablation"] / "trials" / t["key"] / "pending")
-            remote = None
-        failed.set_terminated("FAILED")
-        failed.flush()
-        with contextlib.suppress(*storage.REMOTE_ERRORS):
-            storage.push_trial(remote, results, ctx["ablation"], t["key"], result=False)
+        close_failed(uri, run_id, results, ctx["ablation"], t["key"], remote)
         raise
-    closer = make_closer()
+    closer = trial_closer(uri, run_id, results, ctx["ablation"], t["key"], remote)
     # Orchestration overhead: this trial's wall time through Tune and Train next to the time its
     # stages took inside the worker (what the same stages cost in-process).
     path = trial_result_path(results, ctx["ablation"], t["key"])
@@ -226,6 +211,30 @@ def tune_trial(config: dict) -> None:
     closer.set_terminated("FINISHED")
     closer.flush()
     storage.push_trial(remote, results, ctx["ablation"], t["key"])
+
+
+def trial_closer(uri: str, run_id: str, results: Path, folder: str, key: str, remote: Remote | None):
+    """The SafeLogger a Tune trial (ablation or search) ends its MLflow run through, on the trial's
+    pending file: a tracking server lost mid-study must not turn a trained trial into a failed (and
+    retried) one. With --storage, rank 0 may have run on another node: its queue comes first
+    (replayed in order)."""
+    from harness import tracking
+    storage.pull_trial_folder(remote, results, folder, key)
+    return tracking.SafeLogger(uri, run_id, Path(results) / folder / "trials" / key / "pending")
+
+
+def close_failed(uri: str, run_id: str, results: Path, folder: str, key: str, remote: Remote | None) -> None:
+    """A Tune trial whose TorchTrainer failed: its run ends FAILED (queued if MLflow is away) and,
+    with --storage, its folder goes to the remote; a storage error never hides the trial's own."""
+    try:
+        failed = trial_closer(uri, run_id, results, folder, key, remote)
+    except storage.REMOTE_ERRORS:  # the end status matters more than merging the queue
+        failed = trial_closer(uri, run_id, results, folder, key, None)
+        remote = None
+    failed.set_terminated("FAILED")
+    failed.flush()
+    with contextlib.suppress(*storage.REMOTE_ERRORS):
+        storage.push_trial(remote, results, folder, key, result=False)
 
 
 def replay_pending(results: Path, ablation: str, uri: str) -> int:
@@ -367,10 +376,8 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
                 check_window(corpus, t.cfg.pretrain.window, cfg.data.source)
 
     experiment = f"ablation-{spec.name}"
-    # With --storage the results folder is per node: an MLflow server (the cluster's) then keeps the
-    # artifacts where its --artifacts-destination says, not in this node's folder.
-    served = remote is not None and tracking_uri.startswith(("http://", "https://"))
-    experiment_id = tracking.ensure_experiment(tracking_uri, experiment, None if served else str(results / "mlartifacts"))
+    experiment_id = tracking.ensure_experiment(tracking_uri, experiment,
+                                               storage.artifact_root(results, tracking_uri, remote))
     commit = git_commit()
     corpus_name = trials[0].cfg.data.source
     synthetic = corpus_name.startswith("synth")
@@ -435,7 +442,7 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
             concurrent = max_concurrent or max(1, int(cpus // per_trial))
             ctx = {"tracking_uri": tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent,
                    "results": str(results), "ablation": spec.name, "tasks": list(tasks), "invocation": invocation,
-                   "storage": remote.child_uri("ray") if remote is not None else str(results / "ray"),
+                   "storage": storage.ray_storage(remote, results, "ray"),
                    "storage_uri": remote.uri if remote is not None else None}
             grid = [{"key": t.key, "variant": t.variant, "seed": t.seed, "cfg": dataclasses.asdict(t.cfg),
                      "config_key": t.config_key, "params": {k: str(v) for k, v in flatten(t.cfg).items()}}
@@ -460,9 +467,7 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
             # remote. A result there is the last writer's (the trial driver's, with its wall time).
             for t in todo:
                 storage.pull_trial_result(remote, results, spec.name, t.key)
-    if remote is not None:
-        for t in trials:
-            storage.pull_trial_folder(remote, results, spec.name, t.key)
+    storage.pull_trials(remote, results, spec.name, [t.key for t in trials], results_too=False)
 
     missing = [t.key for t in trials if not finished(t)]
     trial_results = []
@@ -525,14 +530,9 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
         except tracking.TrackingError as probe:
             reason = str(probe)
         table["tracking_error"] = f"{reason}; the table was not logged to MLflow"
-    if remote is not None:
-        try:
-            for t in trials:  # a pending queue replayed above is deleted remotely too
-                storage.push_trial(remote, results, spec.name, t.key, result=False)
-            for f in [state_path] + (files if trial_results else []):
-                remote.upload_file(f, f"{spec.name}/{f.name}")
-        except storage.REMOTE_ERRORS as exc:
-            table["storage_error"] = (f"cannot upload to --storage {remote.uri}: {str(exc).splitlines()[0][:200]}; "
-                                      f"the files are under {out_dir}")
+    error = storage.publish(remote, results, spec.name, [t.key for t in trials],
+                            [state_path] + (files if trial_results else []))
+    if error:
+        table["storage_error"] = error
     table["parent_run_id"] = parent
     return table
