@@ -6,6 +6,11 @@ interrupted invocation in its MLflow parent run (finished trials are never rerun
 are retried). At the end: the best configuration (or the Pareto front) printed and written to
 RESULTS/search/NAME/best.yaml as dotted overrides, parameter importances and Optuna's plots, all
 logged to the MLflow experiment "search-NAME". NAME may also be a path to a .yaml file.
+
+On a cluster whose nodes share no file system, `--storage URI` (docs/cluster.md "Storage") holds
+Ray's run storage and Train checkpoints (URI/search/NAME/ray), the stage cache, the trials' folders
+and the final files (URI/search/NAME/). The Optuna study stays a SQLite file on the driver's node:
+this command is its only writer, so run it (and --resume, --trials N) on that node.
 """
 
 from __future__ import annotations
@@ -32,7 +37,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the file's)")
     p.add_argument("--trials", type=int, help="trials to run now (default: the file's `trials`; with --resume: "
                                               "what the interrupted invocation had left)")
-    p.add_argument("--results", default="results", help="results folder (default ./results)")
+    p.add_argument("--results", default="results", help="results folder (default ./results); with --storage, "
+                   "this node's working copy (the same path on every node)")
+    p.add_argument("--storage", metavar="URI", help="shared storage for a cluster whose nodes share no file system "
+                   "(s3://BUCKET/PREFIX, or any pyarrow.fs URI): Ray's run storage, the stage cache, the trials' "
+                   "folders and best.yaml/plots are mirrored there (default: everything under --results). The "
+                   "Optuna study stays in RESULTS/search/NAME/optuna.db on the driver's node, its only writer")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///RESULTS/mlflow.db)")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     p.add_argument("--workers-per-trial", type=int)
@@ -58,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag, value in (("--trials", args.trials), ("--max-concurrent", args.max_concurrent)):
         if value is not None and value < (0 if flag == "--trials" else 1):
             raise ConfigError(f"{flag} must be >= {0 if flag == '--trials' else 1}, got {value}")
+    from harness.storage import open_storage
+    remote = open_storage(args.storage)  # an unusable URI is one line before anything runs
     if args.dry_run:
         plan = {"name": spec.name, "profile": spec.profile, "metrics": list(spec.metrics), "modes": list(spec.modes),
                 "tasks": list(spec.tasks), "trials": args.trials or spec.trials, "scheduler": spec.scheduler.type,
@@ -84,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = search_tune.run(spec, base, results=results, tracking_uri=uri, address=args.address,
                                   trials=args.trials, max_concurrent=args.max_concurrent, resume=args.resume,
-                                  seed=args.seed, command=command, say=say)
+                                  seed=args.seed, command=command, say=say, remote=remote)
     except OSError as exc:  # disk full, folder made read-only mid-run: the study and the stage cache stay
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
             raise
@@ -96,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         search_tune.print_summary(spec, summary, uri)
     if summary.get("tracking_error"):
         print(f"warning: MLflow: {summary['tracking_error']}", file=sys.stderr)
+    if summary.get("storage_error"):
+        print(f"warning: {summary['storage_error']}", file=sys.stderr)
     if summary["unfinished"]:
         print(f"error: {summary['unfinished']} trial(s) of this invocation did not finish; rerun with --resume",
               file=sys.stderr)
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no trial completed; see the trials' logs under "
               f"{Path(summary['folder']) / 'trials'}", file=sys.stderr)
         return 1
-    return 1 if summary.get("tracking_error") else 0
+    return 1 if summary.get("tracking_error") or summary.get("storage_error") else 0
 
 
 if __name__ == "__main__":

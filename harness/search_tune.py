@@ -153,7 +153,8 @@ def search_trial(config: dict) -> None:
         train_loop_per_worker,
         train_loop_config={"cfg": nested, "tasks": ctx["tasks"], "results": ctx["results"],
                            "ablation": ctx["folder"], "trial_key": t["key"], "variant": t["key"],
-                           "config_key": config_key, "tracking_uri": uri, "run_id": run_id},
+                           "config_key": config_key, "tracking_uri": uri, "run_id": run_id,
+                           "storage_uri": ctx.get("storage_uri")},
         scaling_config=ray.train.ScalingConfig(num_workers=compute.workers_per_trial,
                                                use_gpu=compute.gpus_per_worker > 0, resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -165,16 +166,21 @@ def search_trial(config: dict) -> None:
         ),
     )
     # The run's end goes through the trial's pending file, as in harness.study.tune_trial: a tracking
-    # store lost mid-search must not turn a trained trial into a failed one.
-    closer = tracking.SafeLogger(uri, run_id, Path(ctx["results"]) / ctx["folder"] / "trials" / t["key"] / "pending")
+    # store lost mid-search must not turn a trained trial into a failed one. With --storage this
+    # actor may run on another node than the trial's rank 0: the folder is pulled first, pushed after.
+    from harness.storage import Remote, push_trial
+    from harness.study import close_failed, trial_closer
+    results = Path(ctx["results"])
+    remote = Remote(ctx["storage_uri"]) if ctx.get("storage_uri") else None
     try:
         trainer.fit()
     except BaseException:
-        closer.set_terminated("FAILED")
-        closer.flush()
+        close_failed(uri, run_id, results, ctx["folder"], t["key"], remote)
         raise
+    closer = trial_closer(uri, run_id, results, ctx["folder"], t["key"], remote)
     closer.set_terminated("FINISHED")
     closer.flush()
+    push_trial(remote, results, ctx["folder"], t["key"], result=False)  # rank 0 uploaded the result
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,8 +261,11 @@ def exclusive(folder: Path):
 # --------------------------------------------------------------------------------------------
 
 def run(spec: S.SearchSpec, base: ExperimentConfig, *, results: Path, tracking_uri: str, address: str | None,
-        trials: int | None, max_concurrent: int | None, resume: bool, seed: int, command: str, say=print) -> dict:
-    from harness import tracking
+        trials: int | None, max_concurrent: int | None, resume: bool, seed: int, command: str, say=print,
+        remote=None) -> dict:
+    """`remote` (harness.storage.Remote, `--storage`): Ray's run storage, the stage cache, the trial
+    folders and the final files go there as in harness.study.run; the Optuna study stays here."""
+    from harness import storage, tracking
     from harness.pipeline import check_window, prepare, stage_keys
     from harness.stages import StageCache
     from harness.study import git_commit
@@ -270,7 +279,7 @@ def run(spec: S.SearchSpec, base: ExperimentConfig, *, results: Path, tracking_u
             raise ConfigError(f"nothing to resume: {state_path} does not exist (run without --resume first)")
 
         # Data once, in the driver: a bad source or a window longer than a sequence fails here.
-        cache = StageCache(results / "cache")
+        cache = StageCache(results / "cache", remote)
         corpus = prepare(base.data.source, base, cache, stage_keys(base, spec.tasks)["prepare"], say)
         check_window(corpus, _largest(spec, "pretrain.window", base.pretrain.window), base.data.source)
 
@@ -287,7 +296,8 @@ def run(spec: S.SearchSpec, base: ExperimentConfig, *, results: Path, tracking_u
         if remaining < 0:
             raise ConfigError(f"--trials must be >= 0, got {remaining}")
 
-        experiment_id = tracking.ensure_experiment(tracking_uri, f"search-{spec.name}", str(results / "mlartifacts"))
+        experiment_id = tracking.ensure_experiment(tracking_uri, f"search-{spec.name}",
+                                                   storage.artifact_root(results, tracking_uri, remote))
         same_store = state.get("tracking_uri") == tracking_uri and state.get("parent_run_id")
         if resume and same_store:
             parent = state["parent_run_id"]
@@ -316,11 +326,19 @@ def run(spec: S.SearchSpec, base: ExperimentConfig, *, results: Path, tracking_u
 
         if remaining:
             _tune(spec, base, study, folder, results, tracking_uri, experiment_id, parent, address, remaining,
-                  max_concurrent, seed, say)
+                  max_concurrent, seed, say, remote)
             recover_interrupted(study)  # trials the experiment left RUNNING: retried by --resume
         from mlflow.exceptions import MlflowException
 
         from harness.study import replay_pending
+        # The trials ran on any node: their logs, results and pending MLflow queues are on the remote.
+        keys = sorted({t.user_attrs.get(S.KEY_ATTR) or S.trial_key(t.number)
+                       for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING})
+        try:
+            storage.pull_trials(remote, results, f"search/{spec.name}", keys)
+        except storage.REMOTE_ERRORS as exc:
+            say(f"warning: cannot read the trials' folders from --storage {remote.uri}: "
+                f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}")
         try:
             pending = replay_pending(results, f"search/{spec.name}", tracking_uri)
         except (MlflowException, tracking.TrackingError, OSError):
@@ -331,6 +349,9 @@ def run(spec: S.SearchSpec, base: ExperimentConfig, *, results: Path, tracking_u
                                          f"{folder / 'trials'}/*/pending (rerun with --resume)")
         if "tracking_error" not in summary:
             tracking.set_terminated(tracking_uri, parent, "FINISHED" if summary["complete"] else "FAILED")
+        error = storage.publish(remote, results, f"search/{spec.name}", keys, summary["files"])
+        if error:
+            summary["storage_error"] = error
         summary["parent_run_id"] = parent
         summary["unfinished"] = max(0, state["target"] - len(counted(study)))
         return summary
@@ -347,7 +368,7 @@ def _largest(spec: S.SearchSpec, key: str, default: Any) -> Any:
 
 def _tune(spec: S.SearchSpec, base: ExperimentConfig, study: optuna.Study, folder: Path, results: Path, uri: str,
           experiment_id: str, parent: str, address: str | None, remaining: int, max_concurrent: int | None,
-          seed: int, say) -> None:
+          seed: int, say, remote=None) -> None:
     import ray
 
     from harness.study import init_ray
@@ -355,7 +376,7 @@ def _tune(spec: S.SearchSpec, base: ExperimentConfig, study: optuna.Study, folde
     started = init_ray(None if address in (None, "", "local") else address)
     try:
         _run_tuner(spec, base, study, folder, results, uri, experiment_id, parent, remaining, max_concurrent,
-                   seed, started, say)
+                   seed, started, say, remote)
     finally:
         if started:
             ray.shutdown()
@@ -363,9 +384,11 @@ def _tune(spec: S.SearchSpec, base: ExperimentConfig, study: optuna.Study, folde
 
 def _run_tuner(spec: S.SearchSpec, base: ExperimentConfig, study: optuna.Study, folder: Path, results: Path,
                uri: str, experiment_id: str, parent: str, remaining: int, max_concurrent: int | None, seed: int,
-               started: bool, say) -> None:
+               started: bool, say, remote=None) -> None:
     import ray
     from ray import tune
+
+    from harness.storage import ray_storage
 
     from harness.study import make_live_view
 
@@ -387,7 +410,10 @@ def _run_tuner(spec: S.SearchSpec, base: ExperimentConfig, study: optuna.Study, 
     ctx = {"base": dataclasses.asdict(base), "tracking_uri": uri, "experiment_id": experiment_id,
            "parent_run_id": parent, "results": str(results), "folder": f"search/{spec.name}",
            "search": spec.name, "tasks": list(spec.tasks), "metrics": list(spec.metrics),
-           "epoch_metric": sched.metric, "storage": str(folder / "ray"),
+           "epoch_metric": sched.metric,
+           # Train checkpoints where every node reaches them: URI/search/NAME/ray with --storage.
+           "storage": ray_storage(remote, results, f"search/{spec.name}/ray"),
+           "storage_uri": remote.uri if remote is not None else None,
            "study_tag": f"{spec.name}-{study.user_attrs.get('created', 'study')}"}
     say(f"search {spec.name}: {remaining} trial(s), up to {concurrent} at a time, TPE + "
         f"{'ASHA on ' + sched.metric if sched.type == 'asha' else 'FIFO (no early stopping)'}; "
@@ -399,7 +425,7 @@ def _run_tuner(spec: S.SearchSpec, base: ExperimentConfig, study: optuna.Study, 
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                     max_concurrent_trials=concurrent, reuse_actors=False),
         run_config=tune.RunConfig(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=str(folder / "ray"),
+                                  storage_path=ctx["storage"],
                                   failure_config=tune.FailureConfig(max_failures=1), verbose=0,
                                   callbacks=[make_live_view(remaining, spec.tasks)]),
     )

@@ -425,3 +425,73 @@ def test_second_node_loads_every_stage_from_the_storage(tmp_path):
     table = (storage / "stride" / "table.md").read_text()
     assert table == (tmp_path / "C" / "stride" / "table.md").read_text() and "| s7 |" in table
     assert (storage / "stride" / "table.csv").is_file() and (storage / "stride" / "state.json").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# run_search.py --storage: the same pieces (Ray storage, stage cache, trial folders, final files)
+# --------------------------------------------------------------------------------------------
+
+def _search_cli(*args: str, timeout: int = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "harness/run_search.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "RAY_AUTH_MODE": "disabled", **(env or {})})
+
+
+def test_search_with_unreachable_storage_is_one_line_before_anything_runs(tmp_path):
+    port = _free_port()  # nothing listens there
+    uri = f"s3://bucket/uniglor?endpoint_override=127.0.0.1:{port}&scheme=http"
+    out = _search_cli("sign2text", "--profile", "debug", "--trials", "1", "--results", str(tmp_path),
+                      "--storage", uri, env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                                             "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith(f"error: cannot use --storage {uri}: ") and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1
+    assert os.listdir(tmp_path) == []  # nothing ran: no cache, no study, no mlflow.db
+
+
+# Two trials, one after the other, that differ only in the sign-to-text beam: the second loads the
+# first one's prepare, pretrain and embed entries.
+TINY_SEARCH = """\
+question: does run_search.py --storage keep everything shared on the storage?
+profile: debug
+metric: sign2text/dev_bleu4
+mode: max
+trials: 2
+max_concurrent: 1
+scheduler: {type: fifo}
+enqueue:
+  - {sign2text.beam_size: 1}
+  - {sign2text.beam_size: 2}
+space:
+  sign2text.beam_size: {choice: [1, 2]}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_search_keeps_ray_cache_trials_and_best_on_the_storage(tmp_path):
+    from test_multinode import TINY
+    spec_file = tmp_path / "tiny.yaml"
+    spec_file.write_text(TINY_SEARCH)
+    storage, results = tmp_path / "B", tmp_path / "A"
+    out = _search_cli(str(spec_file), "--results", str(results), "--storage", storage.as_uri(), *TINY,
+                      "--set", "pretrain.epochs=1", "--set", "sign2text.epochs=1", "--set", "compute.torch_threads=1",
+                      "--json", timeout=800)
+    assert out.returncode == 0, f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["trials"] == 2 and summary["complete"] == 2, summary
+    remote = storage / "search" / "tiny"
+    assert (remote / "ray").is_dir() and any((remote / "ray").iterdir())  # Ray Tune/Train run storage
+    assert not (results / "search" / "tiny" / "ray").exists() and not (results / "ray").exists()
+    assert list((storage / "cache" / "pretrain").glob("*/DONE.json"))
+    assert {p.parent.parent.name for p in (storage / "cache").glob("*/*/DONE.json")} == {
+        "prepare", "pretrain", "embed", "sign2text"}
+    best = remote / "best.yaml"
+    assert best.is_file() and best.read_bytes() == (results / "search" / "tiny" / "best.yaml").read_bytes()
+    assert (remote / "trials.csv").is_file() and (remote / "history.png").is_file()
+    keys = {row["trial"] for row in summary["rows"]}
+    assert len(keys) == 2
+    for key in keys:  # rank 0 pushed its result and log; the replayed MLflow queues are gone there too
+        assert (remote / "trials" / f"{key}.json").is_file()
+        assert (remote / "trials" / key / "worker0.log").is_file()
+        assert not list((remote / "trials" / key).glob("pending/*.jsonl"))
+    assert (results / "search" / "tiny" / "optuna.db").is_file() and not (remote / "optuna.db").exists()
