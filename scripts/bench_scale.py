@@ -60,7 +60,8 @@ def load() -> str:
 
 def concurrency(args) -> list[str]:
     lines = [f"## 1. Concurrent trials on this machine ({os.cpu_count()} cores)", "",
-             f"`{args.ablation}`, profile {args.profile}, {args.seeds} seed(s), one torch thread per trial, "
+             f"`{args.ablation}`, profile {args.profile}{' ' + ' '.join(args.set) if args.set else ''}, "
+             f"{args.seeds} seed(s), one torch thread per trial, "
              "fresh results folder each; wall time of the whole command (Ray start and table included).", "",
              "| max concurrent | trials | wall s | trials/hour | mean in-worker s/trial | load before/after |",
              "|---:|---:|---:|---:|---:|---|"]
