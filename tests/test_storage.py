@@ -495,3 +495,33 @@ def test_search_keeps_ray_cache_trials_and_best_on_the_storage(tmp_path):
         assert (remote / "trials" / key / "worker0.log").is_file()
         assert not list((remote / "trials" / key).glob("pending/*.jsonl"))
     assert (results / "search" / "tiny" / "optuna.db").is_file() and not (remote / "optuna.db").exists()
+
+
+@pytest.mark.slow
+def test_a_whole_run_through_s3_and_a_second_node_that_loads_it(tmp_path, s3_env):
+    """The cluster's setting against a real S3 API: a plain s3:// URI (the endpoint from
+    AWS_ENDPOINT_URL, as an instance profile's region/credentials would come from the node), Ray
+    Tune's state and Train's per-epoch checkpoints written by Ray itself to S3, the stage cache, the
+    trial files and the table; then a second results folder ("another node") loads every stage."""
+    from test_multinode import TINY
+    uri = f"s3://{s3_env}/uniglor"
+    args = ["stride", "--only", "s7", "--profile", "debug", "--storage", uri, *TINY]
+    first = _cli(*args, "--results", str(tmp_path / "A"), timeout=900)
+    assert first.returncode == 0, f"{first.stdout[-3000:]}\n{first.stderr[-3000:]}"
+    remote = open_storage(uri)
+    files = remote.list_files()
+    ray_files = [f for f in files if f.startswith("ray/")]
+    assert any(f.endswith("/state.pt") for f in ray_files), ray_files  # Train checkpoints, on S3
+    assert any(f.endswith("tuner.pkl") for f in ray_files), ray_files  # Tune's experiment state
+    assert not (tmp_path / "A" / "ray").exists()
+    manifests = {f: remote.read_bytes(f) for f in files if f.startswith("cache/") and f.endswith("/DONE.json")}
+    assert {f.split("/")[1] for f in manifests} == {"prepare", "pretrain", "embed", "sign2text"}
+    assert {"stride/trials/s7-seed0.json", "stride/trials/s7-seed0/worker0.log", "stride/table.md",
+            "stride/table.csv", "stride/state.json"} <= set(files)
+
+    second = _cli(*args, "--results", str(tmp_path / "C"), timeout=900)
+    assert second.returncode == 0, f"{second.stdout[-3000:]}\n{second.stderr[-3000:]}"
+    result_c = json.loads((tmp_path / "C" / "stride" / "trials" / "s7-seed0.json").read_text())
+    assert set(result_c["stages"].values()) == {"cached"}, result_c["stages"]
+    for rel, manifest in manifests.items():  # loaded from S3 byte for byte, not recomputed
+        assert (tmp_path / "C" / rel).read_bytes() == manifest == remote.read_bytes(rel)
