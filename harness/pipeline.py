@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from harness.loop import Runtime, StageRun, seed_everything, shard_order, train_
 from harness.stages import StageCache, content_key, load_torch, save_torch
 from models.layout import CANONICAL
 from models.transformer import pad_batch, teacher_forcing_pair
+
+if TYPE_CHECKING:
+    from harness.storage import Remote
 
 # --------------------------------------------------------------------------------------------
 # Stage keys
@@ -221,12 +224,8 @@ class Trial:
     """One trial: its config, tasks, cache and runtime; `run()` returns its test-set results."""
 
     def __init__(self, cfg: ExperimentConfig, tasks: tuple[str, ...], results: Path, rt: Runtime,
-                 storage: str | None = None):
+                 remote: Remote | None = None):
         self.cfg, self.tasks, self.rt = cfg, tuple(tasks), rt
-        remote = None
-        if storage:
-            from harness.storage import Remote
-            remote = Remote(storage)
         self.cache = StageCache(Path(results) / "cache", remote)
         self.keys = stage_keys(cfg, self.tasks)
         self.status: dict[str, str] = {}  # stage name -> "cached" | "computed"
@@ -241,20 +240,18 @@ class Trial:
         stage, key = stage_of(name), self.keys[name]
         lock = None
         hit = None
-        try:
-            if self.rt.is_main:
-                entering = self.cache.lock(stage, key)
-                entering.__enter__()
-                lock = entering
+        if self.rt.is_main:
+            lock = self.cache.lock(stage, key)
+            lock.__enter__()
+            try:
                 # Under the lock, so a trial that waited here loads what the holder just wrote (or,
                 # with a remote, what another node uploaded meanwhile) instead of computing it again.
                 hit = self.cache.lookup(stage, key)
                 if not hit and self.cache.has_files(stage, key):
                     self.rt.say(f"{name}: cache entry {key} failed verification; recomputing")
-        except BaseException:
-            if lock is not None:
+            except BaseException:
                 lock.__exit__(None, None, None)
-            raise
+                raise
         hit = self.rt.broadcast(hit)
         t0 = time.perf_counter()
         try:

@@ -154,7 +154,7 @@ def search_trial(config: dict) -> None:
         train_loop_config={"cfg": nested, "tasks": ctx["tasks"], "results": ctx["results"],
                            "ablation": ctx["folder"], "trial_key": t["key"], "variant": t["key"],
                            "config_key": config_key, "tracking_uri": uri, "run_id": run_id,
-                           "storage_uri": ctx.get("storage_uri")},
+                           "storage_uri": ctx["storage_uri"]},
         scaling_config=ray.train.ScalingConfig(num_workers=compute.workers_per_trial,
                                                use_gpu=compute.gpus_per_worker > 0, resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -168,10 +168,10 @@ def search_trial(config: dict) -> None:
     # The run's end goes through the trial's pending file, as in harness.study.tune_trial: a tracking
     # store lost mid-search must not turn a trained trial into a failed one. With --storage this
     # actor may run on another node than the trial's rank 0: the folder is pulled first, pushed after.
-    from harness.storage import Remote, push_trial
+    from harness.storage import push_trial, remote_of
     from harness.study import close_failed, trial_closer
     results = Path(ctx["results"])
-    remote = Remote(ctx["storage_uri"]) if ctx.get("storage_uri") else None
+    remote = remote_of(ctx["storage_uri"])
     try:
         trainer.fit()
     except BaseException:
@@ -337,8 +337,7 @@ def run(spec: S.SearchSpec, base: ExperimentConfig, *, results: Path, tracking_u
         try:
             storage.pull_trials(remote, results, f"search/{spec.name}", keys)
         except storage.REMOTE_ERRORS as exc:
-            say(f"warning: cannot read the trials' folders from --storage {remote.uri}: "
-                f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}")
+            say(f"warning: cannot read the trials' folders from --storage {remote.uri}: {storage.reason(exc)}")
         try:
             pending = replay_pending(results, f"search/{spec.name}", tracking_uri)
         except (MlflowException, tracking.TrackingError, OSError):

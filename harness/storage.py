@@ -30,6 +30,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path, PurePosixPath
+from typing import Any, Callable
 
 import pyarrow
 import pyarrow.fs as pafs
@@ -89,27 +90,25 @@ class Remote:
         except FileNotFoundError:
             return None
 
-    def _open_output(self, rel: str):
+    def _put(self, rel: str, write: Callable[[Any], Any]) -> None:
+        """Create or replace one remote file, `write(stream)` filling it."""
         target = self.path(rel)
         if not self._local:
-            return target, target, self.fs.open_output_stream(target)
+            with self.fs.open_output_stream(target) as stream:
+                write(stream)
+            return
         self.fs.create_dir(str(PurePosixPath(target).parent), recursive=True)
         tmp = str(PurePosixPath(target).with_name(f".{PurePosixPath(target).name}.{uuid.uuid4().hex[:8]}"))
-        return target, tmp, self.fs.open_output_stream(tmp)
+        with self.fs.open_output_stream(tmp) as stream:
+            write(stream)
+        self.fs.move(tmp, target)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        target, tmp, stream = self._open_output(rel)
-        with stream:
-            stream.write(data)
-        if tmp != target:
-            self.fs.move(tmp, target)
+        self._put(rel, lambda stream: stream.write(data))
 
     def upload_file(self, local: Path, rel: str) -> None:
-        target, tmp, stream = self._open_output(rel)
-        with stream, open(local, "rb") as src:
-            shutil.copyfileobj(src, stream, 1 << 20)
-        if tmp != target:
-            self.fs.move(tmp, target)
+        with open(local, "rb") as src:
+            self._put(rel, lambda stream: shutil.copyfileobj(src, stream, 1 << 20))
 
     def download_file(self, rel: str, local: Path) -> bool:
         """Copy one remote file to `local` (replaced atomically); False when the remote has none."""
@@ -173,6 +172,17 @@ class Remote:
         return fetched
 
 
+def reason(exc: BaseException, limit: int = 200) -> str:
+    """The first line of a storage error, for a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def remote_of(uri: str | None) -> Remote | None:
+    """The Remote of a storage URI the driver already checked (a trial's `storage_uri`); None without one."""
+    return Remote(uri) if uri else None
+
+
 def open_storage(uri: str | None) -> Remote | None:
     """The Remote for `--storage URI`, proven writable now: a bad URI, a missing bucket or missing
     credentials is one line before anything trains, not a failed trial hours later."""
@@ -187,8 +197,7 @@ def open_storage(uri: str | None) -> Remote | None:
         if back != b"ok":
             raise OSError("a probe file written there did not read back")
     except REMOTE_ERRORS as exc:
-        reason = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot use --storage {uri}: {reason}") from None
+        raise ConfigError(f"cannot use --storage {uri}: {reason(exc, 240)}") from None
     return remote
 
 
@@ -271,6 +280,6 @@ def publish(remote: Remote | None, results: Path, folder: str, keys, files) -> s
         for f in files:
             remote.upload_file(Path(f), f"{folder}/{Path(f).name}")
     except REMOTE_ERRORS as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        return f"cannot upload to --storage {remote.uri}: {reason}; the files are under {Path(results) / folder}"
+        return (f"cannot upload to --storage {remote.uri}: {reason(exc)}; "
+                f"the files are under {Path(results) / folder}")
     return None

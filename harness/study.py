@@ -177,7 +177,7 @@ def tune_trial(config: dict) -> None:
         train_loop_per_worker,
         train_loop_config={"cfg": t["cfg"], "tasks": ctx["tasks"], "results": ctx["results"], "ablation": ctx["ablation"],
                            "trial_key": t["key"], "variant": t["variant"], "config_key": t["config_key"],
-                           "tracking_uri": uri, "run_id": run_id, "storage_uri": ctx.get("storage_uri")},
+                           "tracking_uri": uri, "run_id": run_id, "storage_uri": ctx["storage_uri"]},
         scaling_config=ray.train.ScalingConfig(num_workers=int(compute["workers_per_trial"]), use_gpu=gpus > 0,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -190,7 +190,7 @@ def tune_trial(config: dict) -> None:
         ),
     )
     results = Path(ctx["results"])
-    remote = Remote(ctx["storage_uri"]) if ctx.get("storage_uri") else None
+    remote = storage.remote_of(ctx["storage_uri"])
     try:
         trainer.fit()
     except BaseException:

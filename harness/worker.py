@@ -118,10 +118,9 @@ def train_loop_per_worker(config: dict) -> None:
     trial_key = config["trial_key"]
     trial_dir = results / config["ablation"] / "trials" / trial_key
     trial_dir.mkdir(parents=True, exist_ok=True)
-    remote = None
-    if config.get("storage_uri") and rank == 0:
-        from harness import storage
-        remote = storage.Remote(config["storage_uri"])
+    from harness import storage
+    remote = storage.remote_of(config["storage_uri"])  # every rank: a rank on another node fetches cache entries
+    if rank == 0:
         # An earlier attempt may have run on another node: continue its log and pending queue.
         storage.pull_trial_folder(remote, results, config["ablation"], trial_key)
     logger = SafeLogger(config["tracking_uri"], config["run_id"], trial_dir / "pending") if rank == 0 else None
@@ -161,10 +160,9 @@ def train_loop_per_worker(config: dict) -> None:
     say(f"trial {trial_key}: rank {rank}/{world} on {device}, {threads} torch threads, "
         f"node {ray.get_runtime_context().get_node_id()}")
     try:
-        result = Trial(cfg, tuple(config["tasks"]), results, rt, config.get("storage_uri")).run()
+        result = Trial(cfg, tuple(config["tasks"]), results, rt, remote).run()
     except BaseException:
-        if remote is not None:  # the log says why; the node it is on may be gone by the time anyone looks
-            from harness import storage
+        if rank == 0 and remote is not None:  # the log says why; its node may be gone by the time anyone looks
             with contextlib.suppress(*storage.REMOTE_ERRORS):
                 storage.push_trial(remote, results, config["ablation"], trial_key, result=False)
         raise

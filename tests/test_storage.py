@@ -363,9 +363,13 @@ def test_missing_bucket_is_one_line(s3_env):
 # The command line
 # --------------------------------------------------------------------------------------------
 
-def _cli(*args: str, timeout: int = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "harness/run_ablation.py", *args], cwd=ROOT, capture_output=True,
+def _run(script: str, *args: str, timeout: int = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, f"harness/{script}", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, "RAY_AUTH_MODE": "disabled", **(env or {})})
+
+
+def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return _run("run_ablation.py", *args, **kwargs)
 
 
 def test_unreachable_storage_is_one_line_before_anything_runs(tmp_path):
@@ -431,9 +435,8 @@ def test_second_node_loads_every_stage_from_the_storage(tmp_path):
 # run_search.py --storage: the same pieces (Ray storage, stage cache, trial folders, final files)
 # --------------------------------------------------------------------------------------------
 
-def _search_cli(*args: str, timeout: int = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "harness/run_search.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "RAY_AUTH_MODE": "disabled", **(env or {})})
+def _search_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return _run("run_search.py", *args, **kwargs)
 
 
 def test_search_with_unreachable_storage_is_one_line_before_anything_runs(tmp_path):
