@@ -123,9 +123,9 @@ class SearchSpec:
     modes: tuple[str, ...]
     trials: int
     max_concurrent: int | None
-    startup_trials: int
     scheduler: SchedulerSpec
     space: dict[str, Dist]
+    startup_trials: int = 10  # TPE's random trials before it models the space
     enqueue: tuple[dict[str, Any], ...] = ()
     fixed: dict[str, Any] = field(default_factory=dict)  # base values of keys that bounds name
 
@@ -273,16 +273,21 @@ def _check_space(space: dict[str, Dist], base: ExperimentConfig, fixed: dict[str
                               f"configuration: {exc} ({where})") from None
 
 
+def _default(cls: type, name: str) -> Any:
+    """What a file that omits `name` gets: the dataclass field's default, the one place it is set."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
 def _parse_scheduler(raw: Any, metrics: tuple[str, ...], modes: tuple[str, ...], tasks: tuple[str, ...],
                      base: ExperimentConfig, space: dict[str, Dist], where: str) -> SchedulerSpec:
     if raw is None:
-        raw = {"type": "fifo"}
+        raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"scheduler must be a mapping like {{type: asha, grace_period: 2}} ({where})")
     for k in raw:
         if k not in _SCHEDULER_KEYS:
             raise ConfigError(f"unknown key scheduler.{k}; valid keys: {', '.join(_SCHEDULER_KEYS)} ({where})")
-    kind = raw.get("type", "fifo")
+    kind = raw.get("type", _default(SchedulerSpec, "type"))
     if kind not in ("asha", "fifo"):
         raise ConfigError(f"scheduler.type must be asha or fifo, got {kind!r} ({where})")
     first_stage = metrics[0].split("/")[0]
@@ -297,12 +302,13 @@ def _parse_scheduler(raw: Any, metrics: tuple[str, ...], modes: tuple[str, ...],
     if stage and stage != "pretrain" and stage not in tasks:
         raise ConfigError(f"scheduler.metric {metric} belongs to the {stage} stage, which this search does not "
                           f"run (tasks: {', '.join(tasks)}) ({where})")
-    time_attr = raw.get("time_attr", "epoch")
+    time_attr = raw.get("time_attr", _default(SchedulerSpec, "time_attr"))
     if time_attr != "epoch":
         raise ConfigError(f"scheduler.time_attr must be epoch (epochs of the {stage or 'metric'} stage), got "
                           f"{time_attr!r}; Tune's training_iteration and time_total_s also count pretraining "
                           f"({where})")
-    rf = _number(raw.get("reduction_factor", 2), "scheduler.reduction_factor", where)
+    rf = _number(raw.get("reduction_factor", _default(SchedulerSpec, "reduction_factor")),
+                 "scheduler.reduction_factor", where)
     if rf <= 1:
         raise ConfigError(f"scheduler.reduction_factor must be > 1, got {rf} ({where})")
     epochs_key = f"{stage}.epochs" if stage else ""
@@ -314,7 +320,7 @@ def _parse_scheduler(raw: Any, metrics: tuple[str, ...], modes: tuple[str, ...],
     max_t = _number(raw.get("max_t", stage_epochs), "scheduler.max_t", where, integer=True)
     # An integer grace period is epochs; a fraction in (0, 1) is a share of the stage's epochs, so
     # one file serves every profile (sign2text: 40 epochs in `default`, 8 in `debug`).
-    grace = _number(raw.get("grace_period", 1), "scheduler.grace_period", where)
+    grace = _number(raw.get("grace_period", _default(SchedulerSpec, "grace_period")), "scheduler.grace_period", where)
     if isinstance(grace, float) and 0 < grace < 1:
         grace = max(1, int(round(grace * max_t)))
     elif isinstance(grace, float) and grace.is_integer():
@@ -407,7 +413,8 @@ def load_search(name: str, profile: str | None = None, cli_overrides: dict[str, 
         max_concurrent = _number(max_concurrent, "max_concurrent", where, integer=True)
         if max_concurrent < 1:
             raise ConfigError(f"max_concurrent must be >= 1, got {max_concurrent} ({where})")
-    startup = _number(data.get("startup_trials", 10), "startup_trials", where, integer=True)
+    startup = _number(data.get("startup_trials", _default(SearchSpec, "startup_trials")), "startup_trials", where,
+                      integer=True)
     if startup < 0:
         raise ConfigError(f"startup_trials must be >= 0, got {startup} ({where})")
     scheduler = _parse_scheduler(data.get("scheduler"), metrics, modes, tasks, base, space, where)
