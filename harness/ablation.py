@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import ConfigError, ExperimentConfig, apply_overrides, load_profile, read_yaml
+from harness.config import ConfigError, ExperimentConfig, apply_overrides, load_profile, read_mapping
 
 ABLATION_DIR = Path(__file__).resolve().parents[1] / "ablations"
 TASKS = ("sign2text", "text2sign")
@@ -41,15 +41,7 @@ def load_ablation(name: str) -> AblationSpec:
     if not path.is_file():
         raise ConfigError(f"unknown ablation {name!r}; available: {', '.join(available())}")
     where = f"ablations/{name}.yaml"
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping with keys {', '.join(_KEYS)}")
-    for key in data:
-        if key not in _KEYS:
-            raise ConfigError(f"unknown key {key} ({where}); valid keys: {', '.join(_KEYS)}")
-    for key in ("question", "reproduces", "profile", "tasks", "baseline", "variants"):
-        if key not in data:
-            raise ConfigError(f"missing key {key} ({where})")
+    data = read_mapping(path, where, _KEYS, ("question", "reproduces", "profile", "tasks", "baseline", "variants"))
     tasks = data["tasks"]
     if not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks):
         raise ConfigError(f"tasks must be a non-empty list of {', '.join(TASKS)}, got {tasks!r} ({where})")

@@ -1,22 +1,86 @@
-"""Shared command-line plumbing: one-line errors for user mistakes, no tracebacks."""
+"""Shared command-line plumbing of run_ablation.py and run_search.py: the flags both take, the
+checks before anything runs, and one-line errors for user mistakes (no tracebacks)."""
 
 from __future__ import annotations
 
+import argparse
+import errno
+import os
+import shlex
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 from harness.config import ConfigError
 from harness.data.record import DataError
 
+# A disk that filled up or a folder made read-only mid-run is the user's to fix, not a bug.
+_USER_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def add_run_flags(p: argparse.ArgumentParser, storage_help: str) -> None:
+    """The flags that say where a study runs, logs and stores, and how trials are sized."""
+    p.add_argument("--results", default="results", help="results folder (default ./results); with --storage, "
+                   "this node's working copy (the same path on every node)")
+    p.add_argument("--storage", metavar="URI", help="shared storage for a cluster whose nodes share no file system "
+                   f"(s3://BUCKET/PREFIX, or any pyarrow.fs URI): {storage_help}")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///RESULTS/mlflow.db)")
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--workers-per-trial", type=int)
+    p.add_argument("--gpus-per-worker", type=float)
+    p.add_argument("--cpus-per-worker", type=float)
+
+
+def compute_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--workers-per-trial and friends as dotted overrides of `compute`."""
+    return {f"compute.{k}": v for k, v in (("workers_per_trial", args.workers_per_trial),
+                                           ("gpus_per_worker", args.gpus_per_worker),
+                                           ("cpus_per_worker", args.cpus_per_worker)) if v is not None}
+
+
+def check_results_folder(results: Path) -> None:
+    """An unwritable results folder fails now, in one line, not after hours of training."""
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe = results / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the results folder {results}: {exc.strerror or exc}") from None
+
+
+def preflight(args: argparse.Namespace) -> tuple[Path, str]:
+    """Before any training: the results folder is writable, the tracking store and the Ray cluster
+    answer. Returns the absolute results folder and the tracking URI."""
+    from harness import tracking
+    from harness.tune.session import check_ray_address
+    results = Path(args.results).resolve()
+    check_results_folder(results)
+    uri = args.tracking_uri or tracking.default_tracking_uri(results)
+    tracking.check_reachable(uri)
+    check_ray_address(args.address)
+    return results, uri
+
+
+def command_line(argv: list[str] | None) -> str:
+    """The command as typed, for the parent run's tags."""
+    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
+
+
+def writing(results: Path, run: Callable[[], Any]) -> Any:
+    """`run()`, with a full disk or a read-only folder as one line: finished stages stay cached."""
+    try:
+        return run()
+    except OSError as exc:
+        if exc.errno not in _USER_ERRNOS:
+            raise
+        raise ConfigError(f"cannot write {exc.filename or results}: {exc.strerror}; free space or fix "
+                          f"permissions, then rerun with --resume") from None
+
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ConfigError, DataError]
-    try:
-        from harness.tracking import TrackingError
-        errors.append(TrackingError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    from harness.tracking import TrackingError
+    return ConfigError, DataError, TrackingError
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

@@ -3,8 +3,8 @@
 AdamW (beta1, beta2), weight decay, linear warmup to the peak learning rate, cosine decay to the
 floor; gradient clipping; bf16 autocast on GPU; a checkpoint per epoch through the `Runtime`, so a
 restarted worker group resumes the stage at the epoch after its last checkpoint. The loop knows
-nothing of Ray: `Runtime` is filled in by `harness.worker` (Ray Train) or `local_runtime()` (one
-process, for `python -m harness.trial`, tests and the overhead benchmark).
+nothing of Ray: `Runtime` is filled in by `harness.tune.worker` (Ray Train) or `local_runtime()`
+(one process, for `python -m harness.trial`, tests and the overhead benchmark).
 """
 
 from __future__ import annotations
@@ -83,16 +83,19 @@ def seed_everything(seed: int, rank: int = 0) -> None:
     torch.manual_seed(s)
 
 
-def shard_order(n: int, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool = True) -> list[int]:
+def shard_order(n: int, seed: int, epoch: int, rank: int, world_size: int) -> list[int]:
     """DistributedSampler semantics: one permutation per (seed, epoch), padded and split by rank."""
-    if shuffle:
-        g = torch.Generator().manual_seed(seed * 100003 + epoch)
-        order = torch.randperm(n, generator=g).tolist()
-    else:
-        order = list(range(n))
+    g = torch.Generator().manual_seed(seed * 100003 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
     per_rank = math.ceil(n / world_size)
     order = order + order[: per_rank * world_size - n]
     return order[rank::world_size]
+
+
+def steps_per_epoch(n: int, batch_size: int, world_size: int) -> int:
+    """Batches one rank draws per epoch from `n` items (its shard is ceil(n / world_size) items)."""
+    shard = -(-n // world_size)
+    return max(1, -(-shard // batch_size))
 
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
@@ -114,13 +117,13 @@ def make_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
 
 @dataclass
 class StageRun:
-    """What one stage's training needs; `batches(epoch)` yields this rank's batches."""
+    """What one stage's training needs; `batches(epoch)` yields this rank's batches, each a tuple
+    of the model's forward arguments (every model returns a `ModelOutput` whose `loss` is trained)."""
 
     stage: str
     key: str
     model: nn.Module
-    batches: Callable[[int], Iterable[Any]]
-    loss: Callable[[nn.Module, Any], torch.Tensor]
+    batches: Callable[[int], Iterable[tuple]]
     epochs: int
     steps_per_epoch: int
     evaluate: Callable[[nn.Module, int], dict] | None = None  # (model, epoch) -> metrics, on every rank
@@ -150,7 +153,7 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
         total_loss, steps = 0.0, 0
         for batch in run.batches(epoch):
             with rt.autocast:
-                loss = run.loss(wrapped, batch)
+                loss = wrapped(*batch).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

@@ -24,12 +24,10 @@ Rows are plain dicts (one per variant and task), so the ablation runner can log 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as _metrics
+from harness.io import atomic_write
 
 TASKS = ("sign2text", "text2sign")
 TEXT_METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge")
@@ -171,21 +170,6 @@ def build_table(
 # ----------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file in the same folder + os.replace, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -254,8 +238,8 @@ def write_table(
         # repr keeps every digit, so the csv re-creates the table exactly; missing values are empty.
         writer.writerow(["" if _missing(r.get(c)) else (repr(r[c]) if isinstance(r[c], float) else r[c])
                          for c in CSV_COLUMNS])
-    _atomic_write(directory / "table.md", markdown)
-    _atomic_write(directory / "table.csv", buf.getvalue())
+    atomic_write(directory / "table.md", markdown)
+    atomic_write(directory / "table.csv", buf.getvalue())
     return markdown
 
 
@@ -342,5 +326,5 @@ def plot_curve(
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     out = Path(path)
-    _atomic_write(out, buf.getvalue())
+    atomic_write(out, buf.getvalue())
     return out

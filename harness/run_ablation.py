@@ -7,9 +7,7 @@ RESULTS/NAME/table.md and table.csv (and curve.png for `stride`), and logs every
 from __future__ import annotations
 
 import argparse
-import errno
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -17,8 +15,8 @@ if __package__ in (None, ""):  # `python harness/run_ablation.py` from the repos
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.ablation import available, load_ablation  # noqa: E402
-from harness.cli import run_cli  # noqa: E402
-from harness.config import PROFILES, ConfigError, parse_set  # noqa: E402
+from harness.cli import add_run_flags, command_line, compute_overrides, preflight, run_cli, writing  # noqa: E402
+from harness.config import PROFILES, ConfigError, load_profile, parse_set  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,18 +26,10 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"ablation: one of {', '.join(available())}")
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the ablation's)")
-    p.add_argument("--seeds", type=int, help="seeds per variant (default: 1 for debug, 3 otherwise)")
-    p.add_argument("--dataset", help="data source: synth, synth:PROFILE, pt:DIR, openpose:DIR, pose:PATH, npz:FILE")
-    p.add_argument("--results", default="results", help="results folder (default ./results); with --storage, "
-                   "this node's working copy (the same path on every node)")
-    p.add_argument("--storage", metavar="URI", help="shared storage for a cluster whose nodes share no file system "
-                   "(s3://BUCKET/PREFIX, or any pyarrow.fs URI): Ray's run storage, the stage cache and the "
-                   "trial results are mirrored there (default: everything under --results)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///RESULTS/mlflow.db)")
-    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
-    p.add_argument("--workers-per-trial", type=int)
-    p.add_argument("--gpus-per-worker", type=float)
-    p.add_argument("--cpus-per-worker", type=float)
+    p.add_argument("--seeds", type=int, help="seeds per variant (default: the profile's `seeds`: 1 for debug, 3 otherwise)")
+    p.add_argument("--dataset", help="data source: synth, synth@SEED, synth:PROFILE, pt:DIR, openpose:DIR, pose:PATH, npz:FILE")
+    add_run_flags(p, "Ray's run storage, the stage cache and the trial results are mirrored there "
+                     "(default: everything under --results)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs allow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
     p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (repeatable)")
@@ -50,27 +40,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness import study
+    from harness import storage
+    from harness.tune import ablation
     args = parser().parse_args(argv)
     spec = load_ablation(args.name)
     profile = args.profile or spec.profile
-    seeds = args.seeds if args.seeds is not None else study.DEFAULT_SEEDS[profile]
+    overrides = parse_set(args.set)
+    if args.dataset:
+        overrides["data.source"] = args.dataset
+    seeds = args.seeds if args.seeds is not None else load_profile(profile, overrides, "--set").seeds
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
-    overrides = parse_set(args.set)
-    if args.dataset:
-        overrides["data.source"] = args.dataset
-    compute = {f"compute.{k}": v for k, v in (("workers_per_trial", args.workers_per_trial),
-                                              ("gpus_per_worker", args.gpus_per_worker),
-                                              ("cpus_per_worker", args.cpus_per_worker)) if v is not None}
-    trials = study.plan_trials(spec, profile, seeds, overrides, compute, args.only)
-    results = Path(args.results).resolve()
-    from harness.storage import open_storage
-    remote = open_storage(args.storage)
+    trials = ablation.plan_trials(spec, profile, seeds, overrides, compute_overrides(args), args.only)
+    remote = storage.open_storage(args.storage)
     if args.dry_run:
-        stages = study.plan_stages(trials, spec.tasks, results, remote)
+        stages = ablation.plan_stages(trials, spec.tasks, Path(args.results).resolve(), remote)
         if args.json:
             print(json.dumps({"trials": len(trials), "stages": stages}))
         else:
@@ -78,21 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             for stage, n in stages.items():
                 print(f"  {stage:15s} {n['distinct']:3d} distinct, {n['cached']:3d} cached")
         return 0
-    from harness import tracking
-    study.check_results_folder(results)
-    uri = args.tracking_uri or tracking.default_tracking_uri(results)
-    tracking.check_reachable(uri)
-    study.check_ray_address(args.address)
-    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
-    try:
-        table = study.run(spec, trials, results=results, tracking_uri=uri, address=args.address,
-                          max_concurrent=args.max_concurrent, resume=args.resume, command=command,
-                          say=(lambda s: print(s, file=sys.stderr)) if args.json else print, remote=remote)
-    except OSError as exc:  # disk full, folder made read-only mid-run: finished stages stay cached
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        raise ConfigError(f"cannot write {exc.filename or results}: {exc.strerror}; free space or fix "
-                          f"permissions, then rerun with --resume") from None
+    results, uri = preflight(args)
+    say = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    table = writing(results, lambda: ablation.run(
+        spec, trials, results=results, tracking_uri=uri, address=args.address, max_concurrent=args.max_concurrent,
+        resume=args.resume, command=command_line(argv), say=say, remote=remote))
     if args.json:
         print(json.dumps({k: v for k, v in table.items() if k != "markdown"}, default=str))
     else:

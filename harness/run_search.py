@@ -16,18 +16,16 @@ this command is its only writer, so run it (and --resume, --trials N) on that no
 from __future__ import annotations
 
 import argparse
-import errno
 import json
-import shlex
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python harness/run_search.py` from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.cli import run_cli  # noqa: E402
+from harness.cli import add_run_flags, command_line, compute_overrides, preflight, run_cli, writing  # noqa: E402
 from harness.config import PROFILES, ConfigError, parse_set  # noqa: E402
-from harness.search import available, load_search  # noqa: E402
+from harness.search_space import available, load_search  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,17 +35,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the file's)")
     p.add_argument("--trials", type=int, help="trials to run now (default: the file's `trials`; with --resume: "
                                               "what the interrupted invocation had left)")
-    p.add_argument("--results", default="results", help="results folder (default ./results); with --storage, "
-                   "this node's working copy (the same path on every node)")
-    p.add_argument("--storage", metavar="URI", help="shared storage for a cluster whose nodes share no file system "
-                   "(s3://BUCKET/PREFIX, or any pyarrow.fs URI): Ray's run storage, the stage cache, the trials' "
-                   "folders and best.yaml/plots are mirrored there (default: everything under --results). The "
-                   "Optuna study stays in RESULTS/search/NAME/optuna.db on the driver's node, its only writer")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///RESULTS/mlflow.db)")
-    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
-    p.add_argument("--workers-per-trial", type=int)
-    p.add_argument("--gpus-per-worker", type=float)
-    p.add_argument("--cpus-per-worker", type=float)
+    add_run_flags(p, "Ray's run storage, the stage cache, the trials' folders and best.yaml/plots are "
+                     "mirrored there (default: everything under --results). The Optuna study stays in "
+                     "RESULTS/search/NAME/optuna.db on the driver's node, its only writer")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: the file's, else as many as the CPUs allow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override of the base config, repeatable (not a searched key)")
@@ -60,16 +50,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    overrides = parse_set(args.set)
-    overrides.update({f"compute.{k}": v for k, v in (("workers_per_trial", args.workers_per_trial),
-                                                     ("gpus_per_worker", args.gpus_per_worker),
-                                                     ("cpus_per_worker", args.cpus_per_worker)) if v is not None})
+    overrides = {**parse_set(args.set), **compute_overrides(args)}
     spec, base = load_search(args.name, args.profile, overrides)
     for flag, value in (("--trials", args.trials), ("--max-concurrent", args.max_concurrent)):
         if value is not None and value < (0 if flag == "--trials" else 1):
             raise ConfigError(f"{flag} must be >= {0 if flag == '--trials' else 1}, got {value}")
-    from harness.storage import open_storage
-    remote = open_storage(args.storage)  # an unusable URI is one line before anything runs
+    from harness import storage
+    remote = storage.open_storage(args.storage)  # an unusable URI is one line before anything runs
     if args.dry_run:
         plan = {"name": spec.name, "profile": spec.profile, "metrics": list(spec.metrics), "modes": list(spec.modes),
                 "tasks": list(spec.tasks), "trials": args.trials or spec.trials, "scheduler": spec.scheduler.type,
@@ -85,27 +72,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {k:28s} {d.kind:10s} {list(d.choices) if d.kind == 'choice' else [d.low, d.high]}")
         return 0
 
-    from harness import search_tune, study, tracking
-    results = Path(args.results).resolve()
-    study.check_results_folder(results)
-    uri = args.tracking_uri or tracking.default_tracking_uri(results)
-    tracking.check_reachable(uri)
-    study.check_ray_address(args.address)
-    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
+    from harness.tune import search
+    from harness.tune.search_results import print_summary
+    results, uri = preflight(args)
     say = (lambda s: print(s, file=sys.stderr)) if args.json else print
-    try:
-        summary = search_tune.run(spec, base, results=results, tracking_uri=uri, address=args.address,
-                                  trials=args.trials, max_concurrent=args.max_concurrent, resume=args.resume,
-                                  seed=args.seed, command=command, say=say, remote=remote)
-    except OSError as exc:  # disk full, folder made read-only mid-run: the study and the stage cache stay
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        raise ConfigError(f"cannot write {exc.filename or results}: {exc.strerror}; free space or fix "
-                          f"permissions, then rerun with --resume") from None
+    summary = writing(results, lambda: search.run(
+        spec, base, results=results, tracking_uri=uri, address=args.address, trials=args.trials,
+        max_concurrent=args.max_concurrent, resume=args.resume, seed=args.seed, command=command_line(argv), say=say,
+        remote=remote))
     if args.json:
         print(json.dumps(summary, default=str))
     else:
-        search_tune.print_summary(spec, summary, uri)
+        print_summary(spec, summary, uri)
     if summary.get("tracking_error"):
         print(f"warning: MLflow: {summary['tracking_error']}", file=sys.stderr)
     if summary.get("storage_error"):

@@ -1,13 +1,12 @@
 """`--storage URI`: the results folder mirrored to object storage (docs/cluster.md "Storage").
 
-Serves the issue's cluster section: "the shared storage path for Ray runs and the stage cache is
-an S3 URI taken from one place the user edits" (cluster.yaml's UNIGLOR_STORAGE line). Cluster
-nodes share no file system, so each node keeps its own `--results` folder (the same path on every
+The shared storage path for Ray runs and the stage cache is an S3 URI taken from one place the
+user edits (cluster.yaml's UNIGLOR_STORAGE line). Cluster nodes share no file system, so each node keeps its own `--results` folder (the same path on every
 node) and mirrors what other nodes need to one URI that `pyarrow.fs` understands (s3://bucket/prefix
 on AWS; file:///abs/path in the tests):
 
     URI/ray/                           Ray Tune/Train run storage (Ray writes it itself)
-    URI/cache/<stage>/<key>/           stage cache entries, DONE.json uploaded last (harness.stages)
+    URI/cache/<stage>/<key>/           stage cache entries, DONE.json uploaded last (harness.cache)
     URI/<ablation>/trials/<key>/       a trial's worker log and pending MLflow entries
     URI/<ablation>/trials/<key>.json   its result, uploaded after its folder
     URI/<ablation>/state.json, table.md, table.csv, curve.png
@@ -22,6 +21,9 @@ there too).
 An object store has no locks and no atomic rename of a folder. What keeps the mirror correct is
 that every reader checks before it trusts: a cache entry is loaded only when each file matches the
 SHA-256 in its DONE.json, and a trial result only when its config key matches the trial's.
+
+Without `--storage` the remote is `NO_REMOTE`, a null object whose reads find nothing and whose
+writes do nothing, so callers never branch on whether there is one.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class Remote:
 
     def __reduce__(self):
         return (Remote, (self.uri,))
+
+    def __bool__(self) -> bool:
+        return True
 
     def __repr__(self) -> str:
         return f"Remote({self.uri!r})"
@@ -172,22 +177,67 @@ class Remote:
         return fetched
 
 
+class NoRemote:
+    """No `--storage`: everything stays under the results folder; reads find nothing, writes do nothing."""
+
+    uri = None
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self):
+        return (NoRemote, ())
+
+    def __repr__(self) -> str:
+        return "NO_REMOTE"
+
+    def exists(self, rel: str) -> bool:
+        return False
+
+    def read_bytes(self, rel: str) -> None:
+        return None
+
+    def download_file(self, rel: str, local: Path) -> bool:
+        return False
+
+    def list_files(self, rel: str = "") -> list[str]:
+        return []
+
+    def download_missing(self, rel: str, local: Path) -> list[str]:
+        return []
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        pass
+
+    def upload_file(self, local: Path, rel: str) -> None:
+        pass
+
+    def upload_folder(self, local: Path, rel: str, last: str | None = None, mirror: bool = False) -> list[str]:
+        return []
+
+    def delete_file(self, rel: str) -> None:
+        pass
+
+
+NO_REMOTE = NoRemote()
+
+
 def reason(exc: BaseException, limit: int = 200) -> str:
     """The first line of a storage error, for a one-line message."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
-def remote_of(uri: str | None) -> Remote | None:
-    """The Remote of a storage URI the driver already checked (a trial's `storage_uri`); None without one."""
-    return Remote(uri) if uri else None
+def remote_of(uri: str | None) -> Remote | NoRemote:
+    """The Remote of a storage URI the driver already checked (a trial's `storage_uri`)."""
+    return Remote(uri) if uri else NO_REMOTE
 
 
-def open_storage(uri: str | None) -> Remote | None:
+def open_storage(uri: str | None) -> Remote | NoRemote:
     """The Remote for `--storage URI`, proven writable now: a bad URI, a missing bucket or missing
     credentials is one line before anything trains, not a failed trial hours later."""
     if not uri:
-        return None
+        return NO_REMOTE
     try:
         remote = Remote(uri)
         probe = f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -209,19 +259,16 @@ def trial_rel(ablation: str, key: str) -> str:
     return f"{ablation}/trials/{key}"
 
 
-def pull_trial_folder(remote: Remote | None, results: Path, ablation: str, key: str) -> None:
+def pull_trial_folder(remote: Remote | NoRemote, results: Path, ablation: str, key: str) -> None:
     """Before a process writes to a trial's folder (its log, its MLflow pending queue), bring in
     what other nodes left there, so the push afterwards loses nothing."""
-    if remote is not None:
-        rel = trial_rel(ablation, key)
-        remote.download_missing(rel, Path(results) / rel)
+    rel = trial_rel(ablation, key)
+    remote.download_missing(rel, Path(results) / rel)
 
 
-def push_trial(remote: Remote | None, results: Path, ablation: str, key: str, result: bool = True) -> None:
+def push_trial(remote: Remote | NoRemote, results: Path, ablation: str, key: str, result: bool = True) -> None:
     """Mirror a trial's folder (a pending queue replayed here is deleted remotely too), then its
     result file: a result on the remote means the trial's logs are there as well."""
-    if remote is None:
-        return
     rel = trial_rel(ablation, key)
     folder = Path(results) / rel
     if folder.is_dir():
@@ -230,11 +277,9 @@ def push_trial(remote: Remote | None, results: Path, ablation: str, key: str, re
         remote.upload_file(Path(results) / f"{rel}.json", f"{rel}.json")
 
 
-def pull_trial_result(remote: Remote | None, results: Path, ablation: str, key: str) -> bool:
+def pull_trial_result(remote: Remote | NoRemote, results: Path, ablation: str, key: str) -> bool:
     """Replace the local result file by the remote's (the last writer's, authoritative); False when
     the remote has none."""
-    if remote is None:
-        return False
     rel = f"{trial_rel(ablation, key)}.json"
     return remote.download_file(rel, Path(results) / rel)
 
@@ -243,37 +288,33 @@ def pull_trial_result(remote: Remote | None, results: Path, ablation: str, key: 
 # What run_ablation.py and run_search.py do the same way with --storage
 # --------------------------------------------------------------------------------------------
 
-def ray_storage(remote: Remote | None, results: Path, rel: str) -> str:
+def ray_storage(remote: Remote | NoRemote, results: Path, rel: str) -> str:
     """Ray Tune's and Ray Train's storage_path: URI/rel with --storage (Train checkpoints must be
     where every node reaches them), else RESULTS/rel."""
-    return remote.child_uri(rel) if remote is not None else str(Path(results) / rel)
+    return remote.child_uri(rel) if remote else str(Path(results) / rel)
 
 
-def artifact_root(results: Path, tracking_uri: str, remote: Remote | None) -> str | None:
+def artifact_root(results: Path, tracking_uri: str, remote: Remote | NoRemote) -> str | None:
     """Where a new MLflow experiment keeps its artifacts. With --storage the results folder is per
     node: an MLflow server (the cluster's) then keeps them where its --artifacts-destination says
     (None), not in this node's folder."""
-    served = remote is not None and tracking_uri.startswith(("http://", "https://"))
+    served = bool(remote) and tracking_uri.startswith(("http://", "https://"))
     return None if served else str(Path(results) / "mlartifacts")
 
 
-def pull_trials(remote: Remote | None, results: Path, folder: str, keys, results_too: bool = True) -> None:
+def pull_trials(remote: Remote | NoRemote, results: Path, folder: str, keys, results_too: bool = True) -> None:
     """On the driver, after trials ran on any node: each trial's folder (its log and pending MLflow
     queue, which the driver replays) and, with results_too, its result file (the remote's)."""
-    if remote is None:
-        return
     for key in keys:
         if results_too:
             pull_trial_result(remote, results, folder, key)
         pull_trial_folder(remote, results, folder, key)
 
 
-def publish(remote: Remote | None, results: Path, folder: str, keys, files) -> str | None:
+def publish(remote: Remote | NoRemote, results: Path, folder: str, keys, files) -> str | None:
     """The driver's last step: mirror the trials' folders (a pending queue replayed here is deleted
     remotely too), then upload `files` to URI/<folder>/. Returns the warning line when the storage
     failed (the files stay under RESULTS/<folder>), else None."""
-    if remote is None:
-        return None
     try:
         for key in keys:
             push_trial(remote, results, folder, key, result=False)

@@ -16,8 +16,10 @@ import torch
 from harness.ablation import available, load_ablation, variant_config
 from harness.cli import run_cli
 from harness.config import PROFILES, ConfigError, parse_set
+from harness.cache import StageCache
 from harness.loop import local_runtime
-from harness.pipeline import Trial
+from harness.pipeline import run_trial
+from harness.results import ResultsLayout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,16 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     say = (lambda s: print(s, file=sys.stderr)) if args.json else print
-    result = Trial(cfg, spec.tasks, Path(args.results).resolve(), local_runtime(say)).run()
-    result.get("text2sign", {}).pop("sample", None)
-    summary = {task: result[task]["test"]["metrics"] for task in spec.tasks}
+    cache = StageCache(ResultsLayout(Path(args.results).resolve()).cache)
+    result, _ = run_trial(cfg, spec.tasks, cache, local_runtime(say))
+    summary = {task: result.tasks[task].test.metrics for task in spec.tasks}
     if args.json:
-        print(json.dumps({"metrics": summary, "stages": result["stages"], "stage_seconds": result["stage_seconds"],
-                          "seconds": result["seconds"]}))
+        print(json.dumps({"metrics": summary, "stages": result.stages, "stage_seconds": result.stage_seconds,
+                          "seconds": result.seconds}))
     else:
         for task, metrics in summary.items():
             print(f"{task} (test): " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-        print(f"stages: {result['stages']}; {result['seconds']:.1f} s")
+        print(f"stages: {result.stages}; {result.seconds:.1f} s")
     return 0
 
 

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.outputs import ModelOutput
 from models.sign2text import SignToText
-from models.transformer import check_mask, evaluating, pad_batch
+from models.transformer import TransformerSpec, check_mask, evaluating, pad_batch
 
 
 class FrameEmbedder(nn.Module):
@@ -58,7 +59,7 @@ class FrameEmbedder(nn.Module):
         h = self.conv(h.transpose(1, 2)).transpose(1, 2)  # (B, T', D), T' = ceil(T / s)
         k, s = self.conv.kernel_size[0], self.conv.stride[0]
         mask = F.max_pool1d(frame_mask[:, None].float(), k, s, padding=self.conv.padding[0])[:, 0] > 0  # (B, T')
-        return self.dropout(F.gelu(h)), mask
+        return self.dropout(F.gelu(h)), mask  # (B, T', D), (B, T')
 
 
 class BackTranslator(nn.Module):
@@ -69,31 +70,23 @@ class BackTranslator(nn.Module):
         num_points: int,
         num_coords: int,
         vocab_size: int,
-        d_model: int = 256,
+        spec: TransformerSpec = TransformerSpec(),
         downsample: int = 2,
-        num_heads: int = 4,
-        num_encoder_layers: int = 3,
-        num_decoder_layers: int = 3,
-        dim_feedforward: int = 1024,
-        dropout: float = 0.1,
         label_smoothing: float = 0.0,
         tie_embeddings: bool = True,
-        max_positions: int = 1024,
         pad_id: int = 0,
         bos_id: int = 1,
         eos_id: int = 2,
     ):
+        """spec: the encoder-decoder's shape; the frame embedder outputs spec.d_model."""
         super().__init__()
-        self.embedder = FrameEmbedder(num_points, num_coords, d_model, downsample, dropout)
-        self.translator = SignToText(
-            d_model, vocab_size, d_model, num_heads, num_encoder_layers, num_decoder_layers,
-            dim_feedforward, dropout, label_smoothing, tie_embeddings, max_positions, pad_id, bos_id, eos_id,
-        )
+        self.embedder = FrameEmbedder(num_points, num_coords, spec.d_model, downsample, spec.dropout)
+        self.translator = SignToText(spec.d_model, vocab_size, spec, label_smoothing, tie_embeddings, pad_id, bos_id, eos_id)
 
     def forward(
         self, x: torch.Tensor, point_mask: torch.Tensor, frame_mask: torch.Tensor,
         tgt_in: torch.Tensor, tgt_out: torch.Tensor,
-    ) -> torch.Tensor:
+    ) -> ModelOutput:
         """Token cross-entropy (mean over non-pad tokens), as SignToText.forward."""
         return self.translator(*self.embedder(x, point_mask, frame_mask), tgt_in, tgt_out)
 

@@ -63,8 +63,8 @@ class CTRGraphConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, t, v = x.shape
         pooled = x.mean(dim=2)  # (B, C_in, V): the topology is refined once per segment
-        p = self.phi(pooled).view(b, self.k, self.rel, v)
-        q = self.psi(pooled).view(b, self.k, self.rel, v)
+        p = self.phi(pooled).view(b, self.k, self.rel, v)  # (B, K, rel, V)
+        q = self.psi(pooled).view(b, self.k, self.rel, v)  # (B, K, rel, V)
         values = self.rho(x).view(b, self.k, self.out_channels, t, v)  # (B, K, C_out, T, V)
         # (A_k + alpha Q_k) applied as two products, so alpha scales a (B, C, T, V) tensor, and the
         # refinement built one subset at a time, so only one (B, C_out, V, V) block is live at once.
@@ -73,7 +73,8 @@ class CTRGraphConv(nn.Module):
         for k in range(self.k):
             m = torch.tanh(p[:, k, :, :, None] - q[:, k, :, None, :])  # (B, rel, V, V)
             q_k = torch.matmul(self.xi_weight[k], m.flatten(2)) + self.xi_bias[k]  # (B, C_out, V*V)
-            refined = refined + torch.matmul(values[:, k], q_k.view(b, self.out_channels, v, v).transpose(-1, -2))
+            r_k = q_k.view(b, self.out_channels, v, v).transpose(-1, -2)  # (B, C_out, V_j, V_i)
+            refined = refined + torch.matmul(values[:, k], r_k)  # (B, C_out, T, V)
         y = y + self.alpha * refined
         return self.relu(self.bn(y) + self.residual(x))
 
@@ -144,7 +145,7 @@ class SpatioTemporalExtractor(nn.Module):
     def forward(self, x: torch.Tensor, point_mask: torch.Tensor) -> torch.Tensor:
         present = point_mask.bool().unsqueeze(-1)  # (B, T, V, 1)
         # where, not a product: a missing point's stored value must not reach the net even if NaN.
-        x = torch.where(present, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        x = torch.where(present, x, torch.zeros((), dtype=x.dtype, device=x.device))  # (B, T, V, C)
         h = torch.cat([x, present.to(x.dtype)], dim=-1).permute(0, 3, 1, 2)  # (B, C+1, T, V)
         h = self.blocks(h)  # (B, C', T, V)
         if self.point_pool == "mean":

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.outputs import ModelOutput
 from models.transformer import SinusoidalPositionalEncoding, check_mask, evaluating, transformer_encoder
 
 POOLINGS = ("cls", "mean")
@@ -73,9 +74,10 @@ class RecognitionHead(nn.Module):
             pooled = (h * weights).sum(dim=1) / weights.sum(dim=1)  # (B, D)
         return self.classifier(pooled)  # (B, num_classes)
 
-    def forward(self, x: torch.Tensor, x_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_mask: torch.Tensor, labels: torch.Tensor) -> ModelOutput:
         """Cross-entropy over glosses, mean over the batch; labels (B,) class ids."""
-        return F.cross_entropy(self.logits(x, x_mask), labels, label_smoothing=self.label_smoothing)
+        logits = self.logits(x, x_mask)  # (B, num_classes)
+        return ModelOutput(F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing))
 
     def predict(self, x: torch.Tensor, x_mask: torch.Tensor, k: int = 1) -> torch.Tensor:
         """(B, k) class ids, best first (table 3's top-k accuracy: label in row)."""

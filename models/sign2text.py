@@ -19,15 +19,14 @@ import math
 import torch
 from torch import nn
 
+from models.outputs import ModelOutput
 from models.transformer import (
-    SinusoidalPositionalEncoding,
+    TransformerSpec,
     causal_mask,
     check_mask,
     evaluating,
     length_penalty,
     token_cross_entropy,
-    transformer_decoder,
-    transformer_encoder,
 )
 
 
@@ -42,15 +41,9 @@ class SignToText(nn.Module):
         self,
         d_in: int,
         vocab_size: int,
-        d_model: int = 256,
-        num_heads: int = 4,
-        num_encoder_layers: int = 3,
-        num_decoder_layers: int = 3,
-        dim_feedforward: int = 1024,
-        dropout: float = 0.1,
+        spec: TransformerSpec = TransformerSpec(),
         label_smoothing: float = 0.0,
         tie_embeddings: bool = True,
-        max_positions: int = 1024,
         pad_id: int = 0,
         bos_id: int = 1,
         eos_id: int = 2,
@@ -60,23 +53,24 @@ class SignToText(nn.Module):
             raise ValueError(f"pad_id, bos_id, eos_id must differ, got {pad_id}, {bos_id}, {eos_id}")
         if max(pad_id, bos_id, eos_id) >= vocab_size:
             raise ValueError(f"special token ids must be < vocab_size={vocab_size}")
+        d_model = spec.d_model
         self.d_model = d_model
         self.vocab_size = vocab_size
         self.label_smoothing = label_smoothing
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
 
         self.src_proj = nn.Linear(d_in, d_model)
-        self.src_pos = SinusoidalPositionalEncoding(d_model, max_positions)
-        self.src_dropout = nn.Dropout(dropout)
-        self.encoder = transformer_encoder(d_model, num_heads, num_encoder_layers, dim_feedforward, dropout)
+        self.src_pos = spec.positions()
+        self.src_dropout = nn.Dropout(spec.dropout)
+        self.encoder = spec.encoder()
 
         self.tgt_embed = nn.Embedding(vocab_size, d_model)
         # std d^-1/2 with the sqrt(d) input scale below: unit-scale inputs, and unit-scale logits
         # when the output projection shares this matrix.
         nn.init.normal_(self.tgt_embed.weight, std=d_model**-0.5)
-        self.tgt_pos = SinusoidalPositionalEncoding(d_model, max_positions)
-        self.tgt_dropout = nn.Dropout(dropout)
-        self.decoder = transformer_decoder(d_model, num_heads, num_decoder_layers, dim_feedforward, dropout)
+        self.tgt_pos = spec.positions()
+        self.tgt_dropout = nn.Dropout(spec.dropout)
+        self.decoder = spec.decoder()
         self.out_proj = nn.Linear(d_model, vocab_size, bias=False)
         if tie_embeddings:
             self.out_proj.weight = self.tgt_embed.weight
@@ -101,7 +95,7 @@ class SignToText(nn.Module):
         real position from seeing them.
         """
         y = self.tgt_embed(tgt_in) * math.sqrt(self.d_model)  # (B, L, D)
-        y = self.tgt_dropout(self.tgt_pos(y))
+        y = self.tgt_dropout(self.tgt_pos(y))  # (B, L, D)
         h = self.decoder(
             y, memory, tgt_mask=causal_mask(tgt_in.shape[1], tgt_in.device),
             memory_key_padding_mask=~z_mask,
@@ -114,10 +108,11 @@ class SignToText(nn.Module):
 
     def forward(
         self, z: torch.Tensor, z_mask: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor
-    ) -> torch.Tensor:
-        """Eq. 3: cross-entropy, mean over the non-pad tokens of tgt_out. Returns a scalar (the loss
-        is computed in forward so DistributedDataParallel sees the whole graph)."""
-        return token_cross_entropy(self.logits(z, z_mask, tgt_in), tgt_out, self.pad_id, self.label_smoothing)
+    ) -> ModelOutput:
+        """Eq. 3: cross-entropy, mean over the non-pad tokens of tgt_out (the loss is computed in
+        forward so DistributedDataParallel sees the whole graph)."""
+        logits = self.logits(z, z_mask, tgt_in)  # (B, L, vocab)
+        return ModelOutput(token_cross_entropy(logits, tgt_out, self.pad_id, self.label_smoothing))
 
     # ---- decoding ----------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-"""SignMAE (paper section 3.2, loss eq. 2 with the pose weights of section 3.3; sizes from B.2).
+"""SignMAE (paper section 3.2, loss eq. 2 with the pose weights of section 3.3).
 
 Structure follows facebookresearch/mae: forward_encoder, forward_decoder and forward_loss side by
-side; forward returns (loss, pred, mask).
+side; forward returns a ModelOutput (models/outputs.py) with the loss; forward_encoder and
+forward_decoder give the token mask and the reconstruction.
 
-Token mask polarity, stated once for this file: mask 0 is keep, 1 is remove.
+Token mask polarity, stated once for this file: mask 0 is keep, 1 is remove (MAE's removal mask;
+every other mask, point_mask included, is True = valid, see models/transformer.py).
 
 Encoder: segment (B, w, V, C) -> CTR-GC + MS-TCN extractor -> per-frame tokens (B, w, D) + fixed
 sinusoidal positional embeddings -> random masking of round(mask_ratio * w) tokens per sample
@@ -31,19 +33,21 @@ level after ~130 steps; with zeros it is still at that level after 400).
 
 Loss (eq. 2): the whole segment is the target, sum_t W_t ||psi_t - hat psi_t||^2 over present
 points only, divided by the weighted count sum W * point_mask so that its scale depends neither on
-how many points are present nor on the overall scale of W.
+how many points are present nor on the overall scale of W. The pose weights W (none / FPW / APW,
+section 3.3) are the caller's: models.weighting.loss_weights computes them, forward takes them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
 from models.extractor import SpatioTemporalExtractor
-from models.weighting import DEFAULT_FLOOR, WEIGHTINGS, fpw_weights, loss_weights
+from models.outputs import ModelOutput
+from models.transformer import sinusoidal_table, transformer_decoder, transformer_encoder
 
 DECODER_TYPES = ("nar", "ar")
 QUERY_TYPES = ("learnable", "positional")
@@ -53,18 +57,6 @@ def num_masked(window: int, mask_ratio: float) -> int:
     """Tokens removed per sample: round(mask_ratio * window), halves rounded up (not Python's
     round-half-to-even), so 15 x 0.25 = 3.75 -> 4 and 10 x 0.25 = 2.5 -> 3."""
     return int(math.floor(mask_ratio * window + 0.5))
-
-
-def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
-    """Fixed positional encodings of Vaswani et al. (2017), (length, dim); dim must be even."""
-    if dim % 2:
-        raise ValueError(f"sinusoidal_table: dim must be even, got {dim}")
-    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)  # (T, 1)
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # (D/2,)
-    table = torch.zeros(length, dim)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq)
-    return table
 
 
 def mean_pose(samples: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -85,7 +77,7 @@ def mean_pose(samples: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Ten
 
 class SignMAE(nn.Module):
     """Masked autoencoder over keypoint segments; z = the [GloR] output is the gloss-level
-    representation. Shapes: segment (B, w, V, C) float, point_mask (B, w, V) bool."""
+    representation. Shapes: segment (B, w, V, C) float, point_mask (B, w, V) bool, True = present."""
 
     def __init__(
         self,
@@ -109,20 +101,12 @@ class SignMAE(nn.Module):
         mask_input: bool = True,
         point_pool: str = "flatten",
         mean_pose: torch.Tensor | None = None,
-        pose_weighting: str = "none",
-        parts: Mapping[str, Sequence[int]] | None = None,
-        left_wrist: int | None = None,
-        right_wrist: int | None = None,
-        part_weights: Mapping[str, float] | None = None,
-        apw_floor: float = DEFAULT_FLOOR,
     ):
         """extractor_channels: one width per CTR-GC + MS-TCN block, or an int used for
         extractor_blocks blocks. decoder_dim / decoder_heads default to dim / heads.
         point_pool: "mean" over points (CTR-GC's pooling) or "flatten" (V * C' -> D, keeps which
         point is which). mean_pose (V, C): the decoder predicts offsets from it (see module doc);
-        None means zeros; compute it with mean_pose() on the training set.
-        pose_weighting: "none" | "fpw" (needs parts and part_weights {"body", "face", "hands"})
-        | "apw" (needs parts, left_wrist, right_wrist); used when forward gets no weights."""
+        None means zeros; compute it with mean_pose() on the training set."""
         super().__init__()
         decoder_dim = dim if decoder_dim is None else decoder_dim
         decoder_heads = heads if decoder_heads is None else decoder_heads
@@ -130,8 +114,6 @@ class SignMAE(nn.Module):
             raise ValueError(f"SignMAE: decoder_type {decoder_type!r}, expected one of {DECODER_TYPES}")
         if query_type not in QUERY_TYPES:
             raise ValueError(f"SignMAE: query_type {query_type!r}, expected one of {QUERY_TYPES}")
-        if pose_weighting not in WEIGHTINGS:
-            raise ValueError(f"SignMAE: pose_weighting {pose_weighting!r}, expected one of {WEIGHTINGS}")
         if not 0.0 <= mask_ratio < 1.0:
             raise ValueError(f"SignMAE: mask_ratio must be in [0, 1), got {mask_ratio}")
         for name, d, h in (("dim", dim, heads), ("decoder_dim", decoder_dim, decoder_heads)):
@@ -139,20 +121,11 @@ class SignMAE(nn.Module):
                 raise ValueError(f"SignMAE: {name} {d} must be even and divisible by its heads {h}")
         if tuple(adjacency.shape[1:]) != (num_points, num_points):
             raise ValueError(f"SignMAE: adjacency {tuple(adjacency.shape)}, expected (K, {num_points}, {num_points})")
-        if pose_weighting == "apw" and (parts is None or left_wrist is None or right_wrist is None):
-            raise ValueError("SignMAE: pose_weighting 'apw' needs parts, left_wrist and right_wrist")
-        if pose_weighting == "fpw" and (parts is None or part_weights is None):
-            raise ValueError("SignMAE: pose_weighting 'fpw' needs parts and part_weights")
         channels = [extractor_channels] * extractor_blocks if isinstance(extractor_channels, int) else list(extractor_channels)
 
         self.num_points, self.in_channels, self.window = num_points, in_channels, window
         self.dim, self.mask_ratio, self.mask_input = dim, mask_ratio, mask_input
         self.decoder_type, self.query_type = decoder_type, query_type
-        self.pose_weighting, self.apw_floor = pose_weighting, apw_floor
-        self.parts = {k: tuple(int(i) for i in v) for k, v in parts.items()} if parts is not None else None
-        self.left_wrist, self.right_wrist = left_wrist, right_wrist
-        fixed = fpw_weights(part_weights, self.parts, num_points) if pose_weighting == "fpw" else torch.ones(num_points)
-        self.register_buffer("fixed_weights", fixed, persistent=False)  # (V,), rebuilt from the arguments
         if mean_pose is None:
             mean_pose = torch.zeros(num_points, in_channels)
         if tuple(mean_pose.shape) != (num_points, in_channels):
@@ -163,12 +136,7 @@ class SignMAE(nn.Module):
         self.extractor = SpatioTemporalExtractor(num_points, in_channels, adjacency, channels, dim, point_pool=point_pool)
         self.register_buffer("pos_embed", sinusoidal_table(window, dim), persistent=False)  # (w, D)
         self.glor_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.encoder = nn.TransformerEncoder(
-            nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout, "gelu", batch_first=True, norm_first=True),
-            depth,
-            norm=nn.LayerNorm(dim),
-            enable_nested_tensor=False,
-        )
+        self.encoder = transformer_encoder(dim, heads, depth, int(dim * mlp_ratio), dropout, activation="gelu")
 
         # --- decoder ---
         self.decoder_embed = nn.Linear(dim, decoder_dim)
@@ -179,12 +147,8 @@ class SignMAE(nn.Module):
         if decoder_type == "ar":
             self.start_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
             self.frame_embed = nn.Linear(num_points * in_channels, decoder_dim)
-        self.decoder = nn.TransformerDecoder(
-            nn.TransformerDecoderLayer(
-                decoder_dim, decoder_heads, int(decoder_dim * mlp_ratio), dropout, "gelu", batch_first=True, norm_first=True
-            ),
-            decoder_depth,
-            norm=nn.LayerNorm(decoder_dim),
+        self.decoder = transformer_decoder(
+            decoder_dim, decoder_heads, decoder_depth, int(decoder_dim * mlp_ratio), dropout, activation="gelu"
         )
         self.head = nn.Linear(decoder_dim, num_points * in_channels)
         self._init_tokens()
@@ -216,7 +180,7 @@ class SignMAE(nn.Module):
         len_keep = self.window - num_masked(self.window, self.mask_ratio)
         noise = torch.rand(batch, self.window, device=device, generator=generator)  # (B, w)
         ids_keep = torch.argsort(noise, dim=1)[:, :len_keep]  # (B, w_keep)
-        mask = torch.ones(batch, self.window, device=device)
+        mask = torch.ones(batch, self.window, device=device)  # (B, w)
         mask.scatter_(1, ids_keep, 0.0)
         return ids_keep, mask
 
@@ -249,16 +213,18 @@ class SignMAE(nn.Module):
             h = self.decoder(self.queries.unsqueeze(0).expand(b, -1, -1), memory)  # (B, w, D_dec)
             offsets = self.head(h)  # (B, w, V*C)
         elif segment is None:
-            offsets = self._generate(memory)
+            offsets = self._generate(memory)  # (B, w, V*C)
         else:
-            present = point_mask.bool().unsqueeze(-1) if point_mask is not None else torch.ones_like(segment, dtype=torch.bool)
+            present = (  # (B, w, V, 1) or (B, w, V, C)
+                point_mask.bool().unsqueeze(-1) if point_mask is not None else torch.ones_like(segment, dtype=torch.bool)
+            )
             zero = torch.zeros((), dtype=segment.dtype, device=segment.device)
             frames = torch.where(present, segment - self.mean_pose, zero)  # (B, w, V, C): what the head predicts
             previous = self.frame_embed(frames[:, :-1].flatten(2))  # (B, w-1, D_dec): frames shifted right
             x = torch.cat([self.start_token.expand(b, -1, -1), previous], dim=1) + self.queries  # (B, w, D_dec)
             causal = nn.Transformer.generate_square_subsequent_mask(self.window, device=z.device, dtype=x.dtype)
             offsets = self.head(self.decoder(x, memory, tgt_mask=causal, tgt_is_causal=True))  # (B, w, V*C)
-        return offsets.view(b, self.window, self.num_points, self.in_channels) + self.mean_pose
+        return offsets.view(b, self.window, self.num_points, self.in_channels) + self.mean_pose  # (B, w, V, C)
 
     def _generate(self, memory: torch.Tensor) -> torch.Tensor:
         """Free-running "ar" decoding from the start token, one frame per step: (B, w, V*C)."""
@@ -269,8 +235,8 @@ class SignMAE(nn.Module):
             h = self.decoder(x + self.queries[: t + 1], memory, tgt_mask=causal, tgt_is_causal=True)  # (B, t+1, D_dec)
             frame = self.head(h[:, -1])  # (B, V*C)
             frames.append(frame)
-            x = torch.cat([x, self.frame_embed(frame).unsqueeze(1)], dim=1)
-        return torch.stack(frames, 1)
+            x = torch.cat([x, self.frame_embed(frame).unsqueeze(1)], dim=1)  # (B, t+2, D_dec)
+        return torch.stack(frames, 1)  # (B, w, V*C)
 
     # ------------------------------------------------------------------ loss
     def forward_loss(
@@ -288,28 +254,19 @@ class SignMAE(nn.Module):
         w = weights.to(err.dtype).expand(segment.shape[0], self.num_points).unsqueeze(1) * present  # (B, w, V)
         return (err * w).sum() / w.sum().clamp(min=1e-12)
 
-    def loss_weights(self, segment: torch.Tensor, point_mask: torch.Tensor) -> torch.Tensor:
-        """W of eq. 2 for this batch from the model's pose_weighting, (B, V)."""
-        return loss_weights(
-            self.pose_weighting, segment, point_mask, self.parts, self.left_wrist, self.right_wrist,
-            self.fixed_weights, self.apw_floor,
-        )
-
     def forward(
         self,
         segment: torch.Tensor,
         point_mask: torch.Tensor,
-        weights: torch.Tensor | None = None,
+        weights: torch.Tensor,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (loss, pred (B, w, V, C), token mask (B, w), 0 keep / 1 remove). weights: the W
-        of eq. 2, (B, V) or (V,); None uses the model's pose_weighting."""
+    ) -> ModelOutput:
+        """Masked reconstruction loss (eq. 2). weights: the W of eq. 2, (B, V) or (V,), from
+        models.weighting.loss_weights (all ones for no pose weighting)."""
         self._check(segment, point_mask)
-        if weights is None:
-            weights = self.loss_weights(segment, point_mask)
-        z, mask = self.forward_encoder(segment, point_mask, generator)
-        pred = self.forward_decoder(z, segment, point_mask)
-        return self.forward_loss(segment, pred, point_mask, weights), pred, mask
+        z, _ = self.forward_encoder(segment, point_mask, generator)  # (B, D)
+        pred = self.forward_decoder(z, segment, point_mask)  # (B, w, V, C)
+        return ModelOutput(self.forward_loss(segment, pred, point_mask, weights))
 
     # ------------------------------------------------------------------ inference
     def encode(self, segment: torch.Tensor, point_mask: torch.Tensor) -> torch.Tensor:
@@ -320,38 +277,3 @@ class SignMAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, D) -> segments (B, w, V, C), from z alone."""
         return self.forward_decoder(z)
-
-    def encode_windows(self, windows: torch.Tensor, masks: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
-        """(B, N, w, V, C), (B, N, w, V) -> (B, N, D); chunk_size bounds how many windows go
-        through the extractor at once (its refined topologies take B * C * V^2 memory)."""
-        b, n = windows.shape[:2]
-        flat, flat_mask = windows.flatten(0, 1), masks.flatten(0, 1)  # (B*N, w, V, C), (B*N, w, V)
-        if flat.shape[0] == 0:
-            return windows.new_zeros(b, n, self.dim)
-        step = chunk_size or flat.shape[0]
-        z = torch.cat([self.encode(flat[i : i + step], flat_mask[i : i + step]) for i in range(0, flat.shape[0], step)])
-        return z.view(b, n, self.dim)
-
-
-# Named sizes. "base" follows Joint-SLT's Transformer (B.2: 3 layers, 512 wide, 8 heads, FFN 2048).
-MODEL_SIZES: dict[str, dict] = {
-    "tiny": dict(dim=64, depth=2, heads=4, decoder_depth=1, extractor_channels=16),
-    "small": dict(dim=256, depth=3, heads=4, decoder_depth=2, extractor_channels=64),
-    "base": dict(dim=512, depth=3, heads=8, decoder_depth=3, extractor_channels=(64, 128)),
-}
-
-
-def _sized(size: str, num_points: int, in_channels: int, window: int, adjacency: torch.Tensor, **overrides) -> SignMAE:
-    return SignMAE(num_points, in_channels, window, adjacency, **{**MODEL_SIZES[size], **overrides})
-
-
-def signmae_tiny(num_points: int, in_channels: int, window: int, adjacency: torch.Tensor, **overrides) -> SignMAE:
-    return _sized("tiny", num_points, in_channels, window, adjacency, **overrides)
-
-
-def signmae_small(num_points: int, in_channels: int, window: int, adjacency: torch.Tensor, **overrides) -> SignMAE:
-    return _sized("small", num_points, in_channels, window, adjacency, **overrides)
-
-
-def signmae_base(num_points: int, in_channels: int, window: int, adjacency: torch.Tensor, **overrides) -> SignMAE:
-    return _sized("base", num_points, in_channels, window, adjacency, **overrides)

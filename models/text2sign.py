@@ -26,19 +26,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.transformer import (
-    SinusoidalPositionalEncoding,
-    check_mask,
-    evaluating,
-    transformer_decoder,
-    transformer_encoder,
-)
+from models.outputs import ModelOutput
+from models.transformer import TransformerSpec, check_mask, evaluating
 
 
 class LengthRegulator(nn.Module):
@@ -61,22 +55,17 @@ class LengthRegulator(nn.Module):
         return self.readout(h)  # (B, Q)
 
 
-class T2SLoss(NamedTuple):
-    total: torch.Tensor  # eq. 6
-    repr: torch.Tensor  # eq. 4
-    len: torch.Tensor  # eq. 5
-
-
 def t2s_loss(
     z_hat: torch.Tensor, valid_logits: torch.Tensor, z_target: torch.Tensor, z_valid: torch.Tensor
-) -> T2SLoss:
+) -> ModelOutput:
     """Eq. 4-6 with the module docstring's reductions. z_hat, z_target (B, Q, D); valid_logits (B, Q);
-    z_valid (B, Q) bool, True where a ground-truth segment exists."""
+    z_valid (B, Q) bool, True where a ground-truth segment exists. loss = L_t2s (eq. 6); metrics
+    "loss_repr" (eq. 4) and "loss_len" (eq. 5)."""
     squared = ((z_hat - z_target) ** 2).sum(dim=-1)  # (B, Q)
-    valid = z_valid.to(squared.dtype)
+    valid = z_valid.to(squared.dtype)  # (B, Q)
     loss_repr = (squared * valid).sum() / valid.sum().clamp(min=1.0)
     loss_len = F.binary_cross_entropy_with_logits(valid_logits, valid)
-    return T2SLoss(loss_repr + loss_len, loss_repr, loss_len)
+    return ModelOutput(loss_repr + loss_len, {"loss_repr": loss_repr.detach(), "loss_len": loss_len.detach()})
 
 
 def leading_count(valid: torch.Tensor) -> torch.Tensor:
@@ -91,19 +80,16 @@ class TextToSign(nn.Module):
         self,
         vocab_size: int,
         d_z: int,
-        d_model: int = 256,
-        num_heads: int = 4,
-        num_encoder_layers: int = 3,
-        num_decoder_layers: int = 3,
-        dim_feedforward: int = 1024,
-        dropout: float = 0.1,
+        spec: TransformerSpec = TransformerSpec(),
         num_queries: int = 128,
         regulator_hidden: int | None = None,
         text_encoder: str = "learned",
-        max_positions: int = 1024,
         pad_id: int = 0,
     ):
+        """spec: the text encoder's and the query decoder's shape (with a Hugging Face text_encoder
+        its num_encoder_layers is unused)."""
         super().__init__()
+        d_model, dropout = spec.d_model, spec.dropout
         self.d_model = d_model
         self.num_queries = num_queries
         self.pad_id = pad_id
@@ -112,15 +98,15 @@ class TextToSign(nn.Module):
             self.token_embed = nn.Embedding(vocab_size, d_model)
             nn.init.normal_(self.token_embed.weight, std=d_model**-0.5)
             self.head_token = nn.Parameter(torch.randn(1, 1, d_model) * d_model**-0.5)
-            self.text_pos = SinusoidalPositionalEncoding(d_model, max_positions)
+            self.text_pos = spec.positions()
             self.text_dropout = nn.Dropout(dropout)
-            self.encoder = transformer_encoder(d_model, num_heads, num_encoder_layers, dim_feedforward, dropout)
+            self.encoder = spec.encoder()
         else:
             self.encoder = _load_local_hf_encoder(text_encoder)
             self.text_proj = nn.Linear(self.encoder.config.hidden_size, d_model)
 
         self.queries = nn.Parameter(torch.randn(1, num_queries, d_model) * 0.02)
-        self.decoder = transformer_decoder(d_model, num_heads, num_decoder_layers, dim_feedforward, dropout)
+        self.decoder = spec.decoder()
         self.out_proj = nn.Linear(d_model, d_z)
         self.regulator = LengthRegulator(d_model, num_queries, regulator_hidden, dropout)
 
@@ -135,11 +121,11 @@ class TextToSign(nn.Module):
             x = self.token_embed(tokens) * math.sqrt(self.d_model)  # (B, L, D)
             x = torch.cat([self.head_token.expand(len(tokens), -1, -1), x], dim=1)  # (B, 1 + L, D)
             full_mask = F.pad(token_mask, (1, 0), value=True)  # (B, 1 + L)
-            h = self.encoder(self.text_dropout(self.text_pos(x)), src_key_padding_mask=~full_mask)
+            h = self.encoder(self.text_dropout(self.text_pos(x)), src_key_padding_mask=~full_mask)  # (B, 1 + L, D)
             return h[:, 0], h[:, 1:], token_mask
         # Hugging Face encoder: its own [CLS] is tokens[:, 0].
         check_mask(token_mask[:, 1:], (tokens.shape[0], tokens.shape[1] - 1), "TextToSign tokens after [CLS]")
-        h = self.text_proj(self.encoder(input_ids=tokens, attention_mask=token_mask.long()).last_hidden_state)
+        h = self.text_proj(self.encoder(input_ids=tokens, attention_mask=token_mask.long()).last_hidden_state)  # (B, L, D)
         return h[:, 0], h[:, 1:], token_mask[:, 1:]
 
     def predict(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,10 +136,10 @@ class TextToSign(nn.Module):
         h = self.decoder(queries, memory, memory_key_padding_mask=~memory_mask)  # (B, Q, D)
         return self.out_proj(h), self.regulator(head)  # (B, Q, D_z), (B, Q)
 
-    def forward(self, tokens: torch.Tensor, z_target: torch.Tensor, z_valid: torch.Tensor) -> T2SLoss:
+    def forward(self, tokens: torch.Tensor, z_target: torch.Tensor, z_valid: torch.Tensor) -> ModelOutput:
         """tokens (B, L); z_target (B, N_max, D_z) frozen-encoder outputs of the ground-truth windows,
         N_max <= num_queries (padded here to num_queries); z_valid (B, N_max) bool, a valid prefix.
-        Returns T2SLoss(total, repr, len)."""
+        Returns t2s_loss's ModelOutput: loss eq. 6, metrics loss_repr (eq. 4) and loss_len (eq. 5)."""
         batch, n_max = z_valid.shape
         if n_max > self.num_queries:
             raise ValueError(

@@ -2,12 +2,16 @@
 
 The mappings "largely follow the configuration of Joint-SLT" (B.2): a pre-LayerNorm Transformer
 encoder-decoder as in joeynmt, with sinusoidal positions (Vaswani et al.). This module holds what
-the sign-to-text, text-to-sign, recognition and back-translation models share: positional encoding,
-mask helpers, encoder/decoder builders, the token cross-entropy and batching helpers.
+the sign-to-text, text-to-sign, recognition and back-translation models share: the one sinusoidal
+table, the pre-LN encoder/decoder builders (SignMAE uses both too, with GELU), TransformerSpec (the
+encoder-decoder shape of the three mapping models), mask helpers, the token cross-entropy and
+batching helpers.
 
-Mask polarity, stated once for all of models/: a mask is a bool tensor that is True where an
-element is VALID (a segment exists, a token is real). PyTorch's attention wants the opposite
-(True = ignore), so the inversion happens only inside these models, right at the attention call.
+Mask polarity, stated once for all of models/: every mask a model takes or returns as a bool tensor
+is True where an element is VALID (a point is present, a frame, segment or token is real). PyTorch's
+attention wants the opposite (True = ignore), so the inversion happens only inside these models,
+right at the attention call (and causal_mask, an attention mask, is True = blocked). SignMAE's
+token mask is not a validity mask but MAE's removal mask, float, 1 = removed (models/signmae.py).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,11 +27,11 @@ from torch import nn
 
 
 def sinusoidal_table(length: int, d_model: int) -> torch.Tensor:
-    """The fixed sin/cos table of Vaswani et al.: (length, d_model)."""
+    """The fixed sin/cos table of Vaswani et al.: (length, d_model); d_model must be even."""
     if d_model % 2 != 0:
         raise ValueError(f"sinusoidal positions: d_model must be even, got {d_model}")
     position = torch.arange(length, dtype=torch.float32)[:, None]  # (L, 1)
-    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))  # (D/2,)
     table = torch.zeros(length, d_model)
     table[:, 0::2] = torch.sin(position * freq)
     table[:, 1::2] = torch.cos(position * freq)
@@ -101,6 +106,34 @@ def transformer_decoder(
         batch_first=True, norm_first=True,
     )
     return nn.TransformerDecoder(layer, num_layers, norm=nn.LayerNorm(d_model))
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """The encoder-decoder shape shared by the three mapping models (sign-to-text, text-to-sign,
+    the back-translator): B.2's Joint-SLT configuration, ReLU feed-forward. Each model builds its
+    parts from it in its own order (the order of construction fixes the random initialisation)."""
+
+    d_model: int = 256
+    num_heads: int = 4
+    num_encoder_layers: int = 3  # unused by text-to-sign with a Hugging Face text encoder
+    num_decoder_layers: int = 3
+    dim_feedforward: int = 1024
+    dropout: float = 0.1
+    max_positions: int = 1024  # longest sequence the sinusoidal table covers
+
+    def positions(self) -> SinusoidalPositionalEncoding:
+        return SinusoidalPositionalEncoding(self.d_model, self.max_positions)
+
+    def encoder(self) -> nn.TransformerEncoder:
+        return transformer_encoder(
+            self.d_model, self.num_heads, self.num_encoder_layers, self.dim_feedforward, self.dropout
+        )
+
+    def decoder(self) -> nn.TransformerDecoder:
+        return transformer_decoder(
+            self.d_model, self.num_heads, self.num_decoder_layers, self.dim_feedforward, self.dropout
+        )
 
 
 def token_cross_entropy(

@@ -54,7 +54,7 @@ def main() -> None:
                 cmd += ["--seeds", str(args.seeds)]
             report[f"{name}_wall_s"] = round(timed(cmd), 1)
     print(json.dumps(report, indent=1))
-    print(f"\n| measure | value |\n|---|---|")
+    print("\n| measure | value |\n|---|---|")
     for k, v in report.items():
         print(f"| {k} | {v} |")
 

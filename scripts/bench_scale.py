@@ -1,4 +1,4 @@
-"""Benchmark (not a test): how the harness scales (issue 5, section 5). Prints a short markdown report.
+"""Benchmark (not a test): how the harness scales. Prints a short markdown report.
 
 1. concurrency: trials per hour on this machine with 1 and with 2 trials at once
    (`--max-concurrent 1` vs `2`, the same small ablation into fresh results folders, one torch
@@ -128,7 +128,7 @@ def step_costs(batch: int, repeats: int) -> dict[str, float]:
 
     from harness.config import load_profile
     from harness.data.datasets import Vocabulary
-    from harness.pipeline import build_backtranslator, build_sign2text, build_signmae, build_text2sign
+    from harness.builders import build_backtranslator, build_sign2text, build_signmae, build_text2sign
     from models.transformer import teacher_forcing_pair
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
@@ -155,30 +155,30 @@ def step_costs(batch: int, repeats: int) -> dict[str, float]:
     mae = build_signmae(cfg, C)
     seg = torch.randn(batch, w, V, C)  # (B, w, V, C)
     pmask = torch.ones(batch, w, V, dtype=torch.bool)  # (B, w, V)
-    out = {"pretrain": timed(mae, lambda: mae(seg, pmask, torch.ones(batch, V))[0])}
+    out = {"pretrain": timed(mae, lambda: mae(seg, pmask, torch.ones(batch, V)).loss)}
     with torch.no_grad():
         t0 = time.perf_counter()
         z = mae.encode(seg, pmask)  # (B, D)
         out["embed"] = (time.perf_counter() - t0) / batch
     s2t = build_sign2text(cfg, z.shape[-1], vocab)
     zz = torch.randn(batch, n_seg, z.shape[-1])  # (B, N, D)
-    out["sign2text"] = timed(s2t, lambda: s2t(zz, torch.ones(batch, n_seg, dtype=torch.bool), tgt_in, tgt_out))
+    out["sign2text"] = timed(s2t, lambda: s2t(zz, torch.ones(batch, n_seg, dtype=torch.bool), tgt_in, tgt_out).loss)
     bt = build_backtranslator(cfg, C, vocab)
     x = torch.randn(batch, PHOENIX["frames"], V, C)  # (B, T, V, C)
     out["backtranslator"] = timed(bt, lambda: bt(x, torch.ones(batch, PHOENIX["frames"], V, dtype=torch.bool),
-                                                 torch.ones(batch, PHOENIX["frames"], dtype=torch.bool), tgt_in, tgt_out))
+                                                 torch.ones(batch, PHOENIX["frames"], dtype=torch.bool), tgt_in, tgt_out).loss)
     t2s = build_text2sign(cfg, z.shape[-1], vocab)
     ids = torch.tensor([ws for ws in words])  # (B, L)
     target = torch.randn(batch, n_t2s, z.shape[-1])  # (B, N, D)
-    out["text2sign"] = timed(t2s, lambda: t2s(ids, target, torch.ones(batch, n_t2s, dtype=torch.bool)).total)
+    out["text2sign"] = timed(t2s, lambda: t2s(ids, target, torch.ones(batch, n_t2s, dtype=torch.bool)).loss)
     return out
 
 
 def paper(args) -> list[str]:
     from harness.ablation import load_ablation
     from harness.config import load_profile
-    from harness.pipeline import stage_keys, stage_of
-    from harness.study import plan_trials
+    from harness.stages import stage_keys
+    from harness.tune.ablation import plan_trials
 
     cfg = load_profile("paper")
     bs = cfg.optim.batch_size

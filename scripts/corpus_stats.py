@@ -1,5 +1,5 @@
-"""Measure what the synthetic sign corpus claims (harness/data/synth.py; DESIGN.md "The synthetic
-sign corpus"): the inventory's minimal pairs, sentence and sign lengths, how the gloss order and the
+"""Measure what the synthetic sign corpus claims (harness/data/synth, whose package docstring lists
+the claims): the inventory's minimal pairs, sentence and sign lengths, how the gloss order and the
 text differ, the noise the preprocessing of appendix B.1 has to remove, and whether the subtle
 channels matter: a 1-nearest-neighbour sign classifier over isolated sign segments (cut by the
 gloss boundaries, normalized by the shoulders as in B.1, resampled to a fixed length) is evaluated
@@ -13,6 +13,7 @@ If minimal pairs are real, blanking hands and face makes them indistinguishable 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -22,12 +23,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from harness.data.preprocess import DEFAULT_NOISE_THRESHOLD, keep_frames, normalize  # noqa: E402
+from harness.config import DataConfig, load_profile  # noqa: E402
+from harness.data.preprocess import keep_frames, normalize  # noqa: E402
 from harness.data.record import Corpus, SignSequence  # noqa: E402
 from harness.data.synth import PRIMARY, generate_corpus, gloss_inventory, minimal_pairs  # noqa: E402
 from models.layout import CANONICAL  # noqa: E402
 
 SEGMENT_FRAMES = 12  # every sign segment is resampled to this many frames
+NOISE_THRESHOLD = DataConfig().noise_threshold  # the harness's default, in shoulder lengths
 POINT_SETS = {  # features of the classifier: which canonical points it may look at
     "all points": tuple(range(CANONICAL.num_points)),
     "hands blanked": CANONICAL.parts["body"] + CANONICAL.parts["face"],
@@ -36,7 +39,7 @@ POINT_SETS = {  # features of the classifier: which canonical points it may look
 }
 
 
-def clean(seq: SignSequence, threshold: float = DEFAULT_NOISE_THRESHOLD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def clean(seq: SignSequence, threshold: float = NOISE_THRESHOLD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keypoints (T, V, C) in shoulder units, mask (T, V) with dropped frames masked, keep (T,))."""
     kp = normalize(seq.keypoints, seq.mask, seq.name)  # (T, V, C)
     keep = keep_frames(kp, seq.mask, threshold)  # (T,)
@@ -204,7 +207,7 @@ def markdown(st: dict) -> str:
         f"| sentences whose gloss order differs from the text order | {st['gloss_order_differs']:.0%} |",
         f"| dev/test sentences whose gloss sequence is in train | {st['devtest_seen_in_train']:.0%} "
         f"(unseen gloss tokens: {st['devtest_unseen_glosses']}; glosses in train: {st['glosses_in_train']}) |",
-        f"| noisy frames / dropped by B.1 (threshold {DEFAULT_NOISE_THRESHOLD}) / clean frames dropped | "
+        f"| noisy frames / dropped by B.1 (threshold {NOISE_THRESHOLD}) / clean frames dropped | "
         f"{n['noisy_frames']:.2%} / {n['noisy_frames_dropped_by_B1']:.0%} / {n['clean_frames_dropped_by_B1']:.2%} |",
         f"| missing points (of the 69 observed) | {n['missing_primary_points']:.2%} |",
     ]
@@ -232,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of markdown")
     parser.add_argument("--no-classifier", action="store_true", help="skip the 1-NN blanking measurement")
     args = parser.parse_args(argv)
-    from harness.data.sources import synth_params
-
-    params = synth_params(args.profile)
+    params = dataclasses.asdict(load_profile(args.profile).data.synth)
     if args.seed is not None:
         params["seed"] = args.seed
     st = corpus_stats(params, classifier=not args.no_classifier)

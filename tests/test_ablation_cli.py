@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.ablation import available, load_ablation
-from harness.config import ConfigError
-from harness.study import plan_stages, plan_trials
+from harness.tune.ablation import plan_stages, plan_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_ABLATIONS = {"apw", "window", "stride", "decoding", "query", "dataset", "mask_ratio"}

@@ -7,16 +7,17 @@ import torch
 
 from models.backtranslator import BackTranslator, FrameEmbedder
 from models.sign2text import SignToText
-from models.transformer import pad_batch, teacher_forcing_pair
+from models.transformer import TransformerSpec, pad_batch, teacher_forcing_pair
+
+from conftest import fit
 
 V, C = 73, 2
 
 
 def tiny(**kw) -> BackTranslator:
-    args = dict(d_model=64, downsample=2, num_heads=4, num_encoder_layers=2, num_decoder_layers=2,
-                dim_feedforward=128, dropout=0.0)
-    args.update(kw)
-    return BackTranslator(V, C, 20, **args)
+    spec = TransformerSpec(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=128,
+                           dropout=0.0)
+    return BackTranslator(V, C, 20, spec, **{"downsample": 2, **kw})
 
 
 def test_embedder_downsamples_time_and_mask_exactly():
@@ -32,7 +33,9 @@ def test_embedder_downsamples_time_and_mask_exactly():
 
 
 def test_reuses_sign_to_text():
-    assert isinstance(tiny().translator, SignToText)
+    model = tiny()
+    assert isinstance(model.translator, SignToText) and model.translator.d_model == 64
+    assert model.embedder.conv.out_channels == 64  # the embedder feeds the spec's width
 
 
 def test_padded_frames_and_absent_points_change_nothing():
@@ -68,17 +71,8 @@ def test_memorizes_a_few_keypoint_sequences():
     point_mask, _ = pad_batch(point_masks, pad_value=False)
     tgt_in, tgt_out = teacher_forcing_pair(sentences)
     model = tiny()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    first = None
-    for _ in range(300):
-        loss = model(x, point_mask, frame_mask, tgt_in, tgt_out)
-        first = first if first is not None else loss.item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if loss.item() < 0.01:
-            break
-    assert loss.item() < first / 50
+    first, last = fit(model, lambda: model(x, point_mask, frame_mask, tgt_in, tgt_out).loss, 300, 2e-3)
+    assert last < first / 50
     assert model.greedy(x, point_mask, frame_mask, max_len=10) == sentences
     assert model.translate(sequences, point_masks, beam_size=3, max_len=10) == sentences
     assert model.translate(sequences, point_masks, beam_size=1, max_len=10) == sentences

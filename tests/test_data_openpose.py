@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.data.readers_openpose import read_openpose
+from harness.data.readers.openpose import read_openpose
 from harness.data.record import DataError
-from harness.data.sources import load_source
+from harness.data.sources import load_source, parse_source
 from models.layout import CANONICAL, DLIB_FACE
 
 FACE = CANONICAL.parts["face"]
@@ -75,7 +75,7 @@ def test_openpose_split_folders_and_problems(tmp_path):
     (root / "train" / "openpose_output" / "json" / "orphan").mkdir()
     (root / "train" / "openpose_output" / "json" / "orphan" / "f_0.json").write_text('{"people": []}')
     problems: list[str] = []
-    corpus = load_source(f"openpose:{root}", problems)
+    corpus = load_source(parse_source(f"openpose:{root}"), problems=problems)
     assert [q.name for q in corpus["train"]] == ["a", "b"]
     assert [q.name for q in corpus["dev"]] == ["c"] and corpus["test"] == []
     assert any("1 sentence(s) without a keypoint folder" in p and "ghost" in p for p in problems)

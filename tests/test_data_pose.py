@@ -10,9 +10,9 @@ from pose_format import Pose  # noqa: E402
 from pose_format.numpy import NumPyPoseBody  # noqa: E402
 from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions  # noqa: E402
 
-from harness.data.readers_pose import read_pose, read_pose_file, write_pose  # noqa: E402
+from harness.data.readers.pose import read_pose, read_pose_file, write_pose  # noqa: E402
 from harness.data.record import DataError, SignSequence  # noqa: E402
-from harness.data.sources import load_source  # noqa: E402
+from harness.data.sources import load_source, parse_source  # noqa: E402
 from models.layout import CANONICAL, MEDIAPIPE_FACE  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pose"
@@ -97,7 +97,7 @@ def test_pose_dir_with_table_and_splits(tmp_path):
             write_pose(seq, tmp_path / split / f"{n}.pose")
     (tmp_path / "train" / "sentences.tsv").write_text("SENTENCE_NAME\tSENTENCE\na\tthe a sentence\n")
     problems: list[str] = []
-    corpus = load_source(f"pose:{tmp_path}", problems)
+    corpus = load_source(parse_source(f"pose:{tmp_path}"), problems=problems)
     assert [(q.name, q.text) for q in corpus["train"]] == [("a", "the a sentence"), ("b", "")]
     assert [q.name for q in corpus["test"]] == ["c"] and corpus["dev"] == []
     assert any("no sentence for 1 .pose file" in p for p in problems)
@@ -137,6 +137,6 @@ def test_real_pose_samples(name, frames, C):
 
 @pytest.mark.skipif(not SHARED.exists(), reason="shared .pose samples absent")
 def test_real_pose_dir_source():
-    corpus = load_source(f"pose:{SHARED}")
+    corpus = load_source(parse_source(f"pose:{SHARED}"))
     assert sorted(q.name for q in corpus["train"]) == ["mediapipe", "openpose"]
     assert all(q.text == "" for q in corpus["train"])

@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.data.readers_npz import read_npz, write_npz
-from harness.data.readers_pt import read_pt, write_pt
+from harness.data.readers.npz import read_npz, write_npz
+from harness.data.readers.pt import read_pt, write_pt
 from harness.data.record import DataError, SignSequence
-from harness.data.sources import load_source, parse_source
+from harness.data.sources import Source, load_source, parse_source, source_files
+from harness.data.synth import generate_corpus
 from models.layout import CANONICAL
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -21,12 +22,15 @@ RIGHT = CANONICAL.parts["right_hand"]
 # ---------------------------------------------------------------------------------------------- specs
 
 def test_parse_source_kinds():
-    assert parse_source("synth") == ("synth", "default")
-    assert parse_source("synth:debug") == ("synth", "debug")
-    assert parse_source("pt:/data/p14t") == ("pt", "/data/p14t")
-    assert parse_source("openpose:dir") == ("openpose", "dir")
-    assert parse_source("pose:a/b.pose") == ("pose", "a/b.pose")
-    assert parse_source("npz:c.npz") == ("npz", "c.npz")
+    assert parse_source("synth") == Source("synth")
+    assert parse_source(" synth@1000 ") == Source("synth", seed=1000)
+    assert parse_source("synth:debug") == Source("synth", profile="debug")
+    assert parse_source("pt:/data/p14t") == Source("pt", path=Path("/data/p14t"))
+    assert parse_source("openpose:dir") == Source("openpose", path=Path("dir"))
+    assert parse_source("pose:a/b.pose") == Source("pose", path=Path("a/b.pose"))
+    assert parse_source("npz:c.npz") == Source("npz", path=Path("c.npz"))
+    assert parse_source("pt:~/x").path == Path.home() / "x"
+    assert parse_source(" synth@1000 ").spec == "synth@1000"  # for messages
 
 
 def test_unknown_kind_lists_valid_kinds():
@@ -34,25 +38,42 @@ def test_unknown_kind_lists_valid_kinds():
         parse_source("csv:x")
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("synth@", r"source 'synth@': expected synth@SEED with a non-negative integer seed"),
+    ("synth@x", r"source 'synth@x': expected synth@SEED"),
+    ("synth@-3", r"source 'synth@-3': expected synth@SEED"),
+    ("synth:", r"source 'synth:': synth:PROFILE needs a profile name"),
+    ("synth@3:debug", r"source 'synth@3:debug': expected synth, synth@SEED or synth:PROFILE"),
+    ("synth:debug@3", r"source 'synth:debug@3': expected synth, synth@SEED or synth:PROFILE"),
+])
+def test_malformed_synth_specs_name_the_spec(spec, message):
+    with pytest.raises(DataError, match=message):
+        parse_source(spec)
+
+
 def test_path_kind_needs_a_path_and_an_existing_one(tmp_path):
     with pytest.raises(DataError, match="pt needs a path"):
         parse_source("pt:")
     with pytest.raises(DataError, match="does not exist"):
-        load_source(f"pt:{tmp_path / 'nope'}")
+        load_source(parse_source(f"pt:{tmp_path / 'nope'}"))
+    with pytest.raises(DataError, match="does not exist"):
+        source_files(parse_source(f"npz:{tmp_path / 'nope.npz'}"))
 
 
-def test_synth_source_uses_the_profile_parameters():
-    pytest.importorskip("harness.data.synth", reason="harness/data/synth.py not written yet")
-    import dataclasses
-
-    from harness.config import load_profile
-
-    params = dataclasses.asdict(load_profile("debug").data.synth)
-    corpus = load_source("synth:debug")
-    assert set(corpus) == {"train", "dev", "test"}
-    assert [len(corpus[s]) for s in ("train", "dev", "test")] == [params["train"], params["dev"], params["test"]]
+def test_synth_source_takes_the_parameters_the_caller_resolved():
+    params = dict(seed=0, glosses=8, signers=2, train=3, dev=1, test=1, min_signs=2, max_signs=3, fps=25,
+                  noisy_frame_rate=0.01, missing_point_rate=0.01, jitter=0.01)
+    corpus = load_source(parse_source("synth"), params)
+    assert [len(corpus[s]) for s in ("train", "dev", "test")] == [3, 1, 1]
     seq = corpus["train"][0]
     assert seq.keypoints.shape[1:2] == (73,) and seq.mask.shape == seq.keypoints.shape[:2]
+    np.testing.assert_array_equal(seq.keypoints, generate_corpus(**params)["train"][0].keypoints)
+    with pytest.raises(ValueError, match="needs synth_params"):
+        load_source(parse_source("synth:debug"))
+    with pytest.raises(ValueError, match="only for synth sources"):
+        load_source(parse_source("npz:c.npz"), params)
+    with pytest.raises(ValueError, match="has no files"):
+        source_files(parse_source("synth@1"))
 
 
 # ---------------------------------------------------------------------------------------------- PT
@@ -149,7 +170,7 @@ def test_write_pt_round_trip(tmp_path):
 
 @pytest.mark.skipif(not PT_SAMPLE.exists(), reason="shared PHOENIX14T sample absent")
 def test_pt_real_sample_frame_counts():
-    corpus = load_source(f"pt:{PT_SAMPLE}")
+    corpus = load_source(parse_source(f"pt:{PT_SAMPLE}"))
     counts = {s: [q.num_frames for q in corpus[s]] for s in ("train", "dev", "test")}
     assert counts == {
         "train": [86, 126, 168, 185, 71],
@@ -181,7 +202,7 @@ def test_npz_round_trip(tmp_path):
         "test": [_seq("c", 4, 2, 2, gloss="")],
     }
     write_npz(corpus, tmp_path / "c.npz")
-    back = load_source(f"npz:{tmp_path / 'c.npz'}")
+    back = load_source(parse_source(f"npz:{tmp_path / 'c.npz'}"))
     assert [len(back[s]) for s in ("train", "dev", "test")] == [2, 0, 1]
     for a, b in zip(corpus["train"] + corpus["test"], back["train"] + back["test"]):
         np.testing.assert_array_equal(a.keypoints, b.keypoints)

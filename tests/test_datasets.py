@@ -18,6 +18,7 @@ from harness.data.datasets import (
     sliding_windows,
 )
 from harness.data.record import DataError, SignSequence
+from models.transformer import pad_batch
 
 V, C = 73, 3
 
@@ -149,17 +150,19 @@ def test_pad_sequences():
     assert lengths.tolist() == [3, 1, 0]
 
 
-def test_pad_windows_mask_true_is_padding():
+def test_pad_windows_mask_true_is_valid():
     a = torch.ones(3, 2)
     b = torch.full((1, 2), 2.0)
-    batch, pad_mask = pad_windows([a, b])
+    batch, valid = pad_windows([a, b])
     assert tuple(batch.shape) == (2, 3, 2)
-    assert pad_mask.dtype == torch.bool
-    assert pad_mask.tolist() == [[False, False, False], [False, True, True]]
+    assert valid.dtype == torch.bool
+    assert valid.tolist() == [[True, True, True], [True, False, False]]
     assert batch[1].tolist() == [[2.0, 2.0], [0.0, 0.0], [0.0, 0.0]]
-    # The convention nn.MultiheadAttention expects: padded keys get no attention weight.
+    # The one polarity of models/: pad_batch gives the same mask for the same items.
+    assert torch.equal(pad_batch([a, b])[1], valid)
+    # PyTorch's key_padding_mask is the negation: padded keys get no attention weight.
     attn = torch.nn.MultiheadAttention(2, 1, batch_first=True)
-    _, weights = attn(batch, batch, batch, key_padding_mask=pad_mask)
+    _, weights = attn(batch, batch, batch, key_padding_mask=~valid)
     assert torch.all(weights[1, :, 1:] == 0)
     with pytest.raises(ValueError, match="same shape"):
         pad_windows([torch.ones(2, 2), torch.ones(2, 3)])

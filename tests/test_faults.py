@@ -1,4 +1,4 @@
-"""Faults (issue 5, section 3): what a study does when machines, the tracking server, the cache or
+"""Faults: what a study does when machines, the tracking server, the cache or
 the disk misbehave. Each fault is injected for real where that is cheap enough for CI:
 
 - a worker node killed mid-trial (ray.cluster_utils.Cluster.remove_node): the trial resumes from
@@ -30,7 +30,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.stages import StageCache, load_torch
+from harness.cache import StageCache
+from harness.io import load_torch
 from test_multinode import (ROOT, TINY, alive, driver_command, driver_env, local_cluster, read_csv, runs_of,
                             start_mlflow_server, stop_process_group, trial_results)
 
@@ -235,7 +236,7 @@ def test_truncated_cache_entry_is_recomputed_not_loaded(tmp_path):
 
 
 def test_damaged_train_checkpoint_is_detected_and_not_loaded(tmp_path):
-    from harness.worker import read_checkpoint, write_checkpoint
+    from harness.tune.worker import read_checkpoint, write_checkpoint
     state = {"stage": "pretrain", "key": "k", "epoch": 3, "model": {"w": torch.arange(1000.0)}}
     write_checkpoint(state, tmp_path)
     said: list[str] = []
@@ -265,12 +266,14 @@ def _tiny_cfg(epochs: int = 1):
 
 
 def test_disk_full_during_a_cache_commit_leaves_nothing_complete(tmp_path, monkeypatch):
-    import harness.pipeline as pipeline
+    import harness.stages.pretrain as pretrain
     from harness.loop import local_runtime
+    from harness.pipeline import run_trial
+    from harness.stages import stage_keys
     torch.set_num_threads(1)
     cfg = _tiny_cfg()
-    key = pipeline.stage_keys(cfg, ("sign2text",))["pretrain"]
-    real_save = pipeline.save_torch
+    key = stage_keys(cfg, ("sign2text",))["pretrain"]
+    real_save = pretrain.save_torch
 
     def disk_full(obj, path):
         if path.name == "signmae.pt":
@@ -278,28 +281,29 @@ def test_disk_full_during_a_cache_commit_leaves_nothing_complete(tmp_path, monke
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_save(obj, path)
 
-    monkeypatch.setattr(pipeline, "save_torch", disk_full)
-    with pytest.raises(OSError) as failure:
-        pipeline.Trial(cfg, ("sign2text",), tmp_path, local_runtime(lambda s: None)).run()
-    assert failure.value.errno == errno.ENOSPC
+    monkeypatch.setattr(pretrain, "save_torch", disk_full)
     cache = StageCache(tmp_path / "cache")
-    assert cache.is_complete("prepare", pipeline.stage_keys(cfg, ("sign2text",))["prepare"])  # written before
+    with pytest.raises(OSError) as failure:
+        run_trial(cfg, ("sign2text",), cache, local_runtime(lambda s: None))
+    assert failure.value.errno == errno.ENOSPC
+    assert cache.is_complete("prepare", stage_keys(cfg, ("sign2text",))["prepare"])  # written before
     assert not cache.is_complete("pretrain", key) and not cache.entry("pretrain", key).path.exists()
     assert not list((tmp_path / "cache" / "pretrain").glob(".tmp-*"))  # the half-written folder is gone
 
-    monkeypatch.setattr(pipeline, "save_torch", real_save)  # space is back: the rerun computes it whole
-    result = pipeline.Trial(cfg, ("sign2text",), tmp_path, local_runtime(lambda s: None)).run()
-    assert result["stages"]["pretrain"] == "computed" and cache.is_complete("pretrain", key)
+    monkeypatch.setattr(pretrain, "save_torch", real_save)  # space is back: the rerun computes it whole
+    result, _ = run_trial(cfg, ("sign2text",), cache, local_runtime(lambda s: None))
+    assert result.stages["pretrain"] == "computed" and cache.is_complete("pretrain", key)
 
 
 def test_disk_full_in_the_driver_is_one_line(tmp_path, monkeypatch, capsys):
-    from harness import run_ablation, study
+    from harness import run_ablation
     from harness.cli import run_cli
+    from harness.tune import ablation
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "stride" / "state.json"))
 
-    monkeypatch.setattr(study, "run", full)
+    monkeypatch.setattr(ablation, "run", full)
     code = run_cli(run_ablation.main, ["stride", "--only", "s7", "--profile", "debug", "--results", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2

@@ -1,4 +1,4 @@
-"""Multi-node on one machine (issue 5, section 2).
+"""Multi-node on one machine.
 
 A local Ray cluster of three nodes (`ray.cluster_utils.Cluster`: a head and two worker nodes, one
 CPU each), an `mlflow server` process on loopback, and the driver run as a user runs it:
@@ -16,7 +16,6 @@ shut down.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import signal
@@ -28,6 +27,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from conftest import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,11 +160,6 @@ def driver_command(name: str, results: Path, *extra: str) -> list[str]:
 
 def driver_env() -> dict:
     return {**os.environ, "RAY_AUTH_MODE": "disabled"}
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def runs_of(uri: str, ablation: str) -> tuple[list, list]:

@@ -1,10 +1,14 @@
 """Appendix B.1 preprocessing on hand-built sequences with exact expected values."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from harness.config import load_profile
 from harness.data.preprocess import frame_displacement, keep_frames, normalize, preprocess_sequence
 from harness.data.record import DataError, SignSequence
+from harness.data.synth import generate_corpus
 from models.layout import CANONICAL
 
 RSH, LSH = CANONICAL.right_shoulder, CANONICAL.left_shoulder
@@ -141,14 +145,11 @@ def test_preprocess_sequence_maps_boundaries_and_keeps_text():
 def test_default_threshold_on_the_synthetic_corpus():
     """The synthetic corpus marks its noisy frames: the default threshold must find most of them
     and (almost) never drop a clean frame."""
-    pytest.importorskip("harness.data.synth", reason="harness/data/synth.py not written yet")
-    from harness.data.preprocess import DEFAULT_NOISE_THRESHOLD
-    from harness.data.sources import load_source
-
-    corpus = load_source("synth:debug")
+    cfg = load_profile("debug")
+    corpus = generate_corpus(**dataclasses.asdict(cfg.data.synth))
     hits = misses = false_drops = clean = 0
     for seq in corpus["train"]:
-        keep = keep_frames(normalize(seq.keypoints, seq.mask), seq.mask, DEFAULT_NOISE_THRESHOLD)
+        keep = keep_frames(normalize(seq.keypoints, seq.mask), seq.mask, cfg.data.noise_threshold)
         noisy = np.zeros(seq.num_frames, bool)
         noisy[seq.meta["noisy_frames"]] = True
         hits += int((noisy & ~keep).sum())

@@ -1,4 +1,4 @@
-"""Hostile inputs (issue 5, section 4): nothing a user supplies is unpickled or evaluated.
+"""Hostile inputs: nothing a user supplies is unpickled or evaluated.
 
 Two kinds of check:
 - static: every call in harness/, models/ and scripts/ that reads a file is one of the safe forms
@@ -38,7 +38,7 @@ def _keyword(node: ast.Call, name: str):
 
 
 def test_the_source_tree_is_found():
-    assert len(SOURCES) > 30 and ROOT / "harness" / "stages.py" in SOURCES
+    assert len(SOURCES) > 30 and ROOT / "harness" / "cache.py" in SOURCES
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -71,8 +71,8 @@ class _RunsCode:
 
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
-    from harness.stages import load_torch
-    from harness.worker import read_checkpoint
+    from harness.io import load_torch
+    from harness.tune.worker import read_checkpoint
     marker = tmp_path / "pwned"
     trap = tmp_path / "model.pt"
     import torch

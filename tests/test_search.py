@@ -15,7 +15,8 @@ import optuna
 import pytest
 import yaml
 
-from harness import search as S
+from harness import search_space as S
+from harness.tune import search_results as R
 from harness.config import ConfigError, apply_overrides, load_profile, parse_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +146,7 @@ def test_grace_period_fraction_follows_the_profile(tmp_path):
 
 
 def test_asha_rungs_skip_the_last_epoch():
-    from harness.search_tune import make_scheduler
+    from harness.tune.optuna_adapter import make_scheduler
 
     s2t, _ = S.load_search("sign2text")  # 40 epochs, grace 10, factor 2: compare at 10 and 20, not at 40
     asha = make_scheduler(s2t.scheduler)
@@ -206,7 +207,7 @@ def test_stopped_trials_are_pruned_in_the_study(tmp_path):
     keeps intermediate values per epoch of the scheduler's stage, and FAILs errors."""
     from ray.tune.search.optuna import OptunaSearch
 
-    from harness.search_tune import PruneAwareOptunaSearch, counted, recover_interrupted
+    from harness.tune.optuna_adapter import PruneAwareOptunaSearch, counted, recover_interrupted
 
     spec, _ = spec_of(tmp_path, "space:\n  pretrain.mask_ratio: {float: [0.1, 0.8]}\n")
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
@@ -248,7 +249,7 @@ def test_stopped_trials_are_pruned_in_the_study(tmp_path):
 
 
 def test_study_is_persistent_and_refuses_other_settings(tmp_path):
-    from harness.search_tune import exclusive, open_study
+    from harness.tune.optuna_adapter import exclusive, open_study
 
     extra = "enqueue: [{pretrain.window: 8}]\nspace:\n  pretrain.window: {choice: [8, 12]}\n"
     spec, base = spec_of(tmp_path, extra)
@@ -272,7 +273,8 @@ def test_pareto_front_files_and_trial_runs(tmp_path):
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     from harness import tracking
-    from harness.search_tune import finalize, open_study
+    from harness.tune.optuna_adapter import open_study
+    from harness.tune.search_results import finalize
 
     spec, base = S.load_search(write(tmp_path, """\
         question: test
@@ -314,16 +316,16 @@ def test_best_overrides_round_trip_through_set_and_yaml(tmp_path):
     epochs = load_profile("debug").pretrain.epochs + 1
     spec, base = spec_of(tmp_path, "space:\n  optim.lr: {loguniform: [1.0e-6, 3.0e-3]}\n  pretrain.window: {choice: [8, 12]}\n",
                          cli_overrides={"pretrain.epochs": epochs, "sign2text.epochs": load_profile("debug").sign2text.epochs})
-    over = S.best_overrides({"optim.lr": 1e-5, "pretrain.window": 8}, base)
+    over = R.best_overrides({"optim.lr": 1e-5, "pretrain.window": 8}, base)
     # sampled keys first, then what the search fixed; nothing that equals the profile
     assert over == {"optim.lr": 1e-5, "pretrain.window": 8, "pretrain.epochs": epochs}
-    assert S.yaml_scalar(1e-5) == "1.0e-05" and S.yaml_scalar("none") == "none"
-    args = S.set_args(over)
+    assert R.yaml_scalar(1e-5) == "1.0e-05" and R.yaml_scalar("none") == "none"
+    args = R.set_args(over)
     assert args == f"--set optim.lr=1.0e-05 --set pretrain.window=8 --set pretrain.epochs={epochs}"
     assert parse_set([a for a in args.split() if a != "--set"]) == over
-    S.write_best_yaml(tmp_path / "best.yaml", ["header"], over)
+    R.write_best_yaml(tmp_path / "best.yaml", ["header"], over)
     assert yaml.safe_load((tmp_path / "best.yaml").read_text()) == over
-    S.write_best_yaml(tmp_path / "front.yaml", ["front"], [("trial0001", "a = 1", over), ("trial0002", "a = 2", {})])
+    R.write_best_yaml(tmp_path / "front.yaml", ["front"], [("trial0001", "a = 1", over), ("trial0002", "a = 2", {})])
     assert yaml.safe_load((tmp_path / "front.yaml").read_text()) == {"trial0001": over, "trial0002": None}
 
 

@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
+from models.outputs import ModelOutput
 from models.sign2text import SignToText
 from models.transformer import (
+    TransformerSpec,
     length_penalty,
     lengths_to_mask,
     pad_batch,
@@ -17,13 +19,15 @@ from models.transformer import (
     token_cross_entropy,
 )
 
+from conftest import fit
+
 PAD, BOS, EOS = 0, 1, 2
 
 
-def tiny(d_in: int = 16, vocab: int = 20, **kw) -> SignToText:
-    args = dict(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=128, dropout=0.0)
-    args.update(kw)
-    return SignToText(d_in, vocab, **args)
+def tiny(d_in: int = 16, vocab: int = 20, dropout: float = 0.0, **kw) -> SignToText:
+    spec = TransformerSpec(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=128,
+                           dropout=dropout)
+    return SignToText(d_in, vocab, spec, **kw)
 
 
 # ---- shared pieces: exact values ---------------------------------------------------------------
@@ -35,6 +39,15 @@ def test_sinusoidal_table_known_values():
     assert torch.allclose(table[0], torch.tensor([0.0, 1.0, 0.0, 1.0]))
     # position 1: frequencies 1 and 10000^(-2/4) = 0.01
     assert torch.allclose(table[1], torch.tensor([math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)]))
+
+
+def test_transformer_spec_builds_the_b2_shape():
+    spec = TransformerSpec()
+    assert (spec.d_model, spec.num_heads, spec.num_encoder_layers, spec.dim_feedforward) == (256, 4, 3, 1024)
+    encoder, decoder = TransformerSpec(d_model=32, num_encoder_layers=2, num_decoder_layers=1).encoder(), spec.decoder()
+    assert len(encoder.layers) == 2 and encoder.layers[0].linear1.out_features == 1024 and len(decoder.layers) == 3
+    assert encoder.layers[0].norm_first and encoder.norm is not None  # pre-LN with a final LayerNorm
+    assert TransformerSpec(d_model=8, max_positions=5).positions().table.shape == (5, 8)
 
 
 def test_lengths_to_mask_and_pad_batch():
@@ -76,9 +89,11 @@ def test_shapes_and_loss_is_finite_scalar():
     z, z_mask = pad_batch([torch.randn(5, 16), torch.randn(3, 16)])
     tgt_in, tgt_out = teacher_forcing_pair([[4, 5, 6], [7]])
     assert model.logits(z, z_mask, tgt_in).shape == (2, 4, 20)
-    loss = model(z, z_mask, tgt_in, tgt_out)
-    assert loss.dim() == 0 and torch.isfinite(loss)
-    loss.backward()
+    out = model(z, z_mask, tgt_in, tgt_out)
+    assert isinstance(out, ModelOutput) and out.metrics == {}
+    assert out.loss.dim() == 0 and torch.isfinite(out.loss)
+    assert torch.equal(out.loss, token_cross_entropy(model.logits(z, z_mask, tgt_in), tgt_out, PAD))
+    out.loss.backward()
     assert model.src_proj.weight.grad is not None
 
 
@@ -222,17 +237,8 @@ def test_memorizes_eight_sentences_greedy_and_beam():
     tgt_in, tgt_out = teacher_forcing_pair(sentences)
 
     model = tiny(vocab=vocab)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    first = None
-    for _ in range(300):
-        loss = model(z, z_mask, tgt_in, tgt_out)
-        first = first if first is not None else loss.item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if loss.item() < 0.01:
-            break
-    assert loss.item() < first / 50
+    first, last = fit(model, lambda: model(z, z_mask, tgt_in, tgt_out).loss, 300, 2e-3)
+    assert last < first / 50
 
     greedy = model.greedy(z, z_mask, max_len=12)
     beam = model.beam_search(z, z_mask, beam_size=4, alpha=1.0, max_len=12)

@@ -9,16 +9,9 @@ import torch
 from models.extractor import SpatioTemporalExtractor
 from models.graph import adjacency_subsets, layout_adjacency
 from models.layout import CANONICAL
-from models.signmae import (
-    MODEL_SIZES,
-    SignMAE,
-    mean_pose,
-    num_masked,
-    signmae_base,
-    signmae_small,
-    signmae_tiny,
-)
-from models.weighting import apw_weights
+from models.outputs import ModelOutput
+from models.signmae import SignMAE, mean_pose, num_masked
+from models.transformer import sinusoidal_table
 
 A73 = layout_adjacency(CANONICAL)
 
@@ -43,6 +36,9 @@ def chain_model(**kw) -> SignMAE:
 def batch(b=3, t=15, v=5, c=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, t, v, c, generator=g), torch.ones(b, t, v, dtype=torch.bool)
+
+
+ONES = torch.ones(5)  # the W of eq. 2 without pose weighting, for chain_model's 5 points
 
 
 def test_num_masked_rounds_half_up():
@@ -107,20 +103,15 @@ def test_encode_decode_shapes_and_determinism():
     assert z.shape == (3, 32)
     assert torch.equal(z, model.encode(x, m))  # no masking, no randomness
     assert model.decode(z).shape == (3, 15, 5, 2)
-    windows, masks = torch.stack([x, x.flip(1)], 1), torch.stack([m, m], 1)  # (B, N, w, V, C)
-    zw = model.encode_windows(windows, masks, chunk_size=4)
-    assert zw.shape == (3, 2, 32)
-    assert torch.allclose(zw[:, 0], z, atol=1e-6)
-    assert model.encode_windows(windows[:, :0], masks[:, :0]).shape == (3, 0, 32)
 
 
 @pytest.mark.parametrize("decoder_type, query_type", [("nar", "learnable"), ("nar", "positional"), ("ar", "learnable")])
 def test_variants_run_and_train(decoder_type, query_type):
     model = chain_model(decoder_type=decoder_type, query_type=query_type)
     x, m = batch()
-    loss, pred, mask = model(x, m)
-    assert torch.isfinite(loss) and pred.shape == x.shape and mask.shape == (3, 15)
-    loss.backward()
+    out = model(x, m, ONES)
+    assert isinstance(out, ModelOutput) and out.loss.dim() == 0 and torch.isfinite(out.loss)
+    out.loss.backward()
     assert model.extractor.proj.weight.grad is not None and model.glor_token.grad is not None
     model.eval()
     assert model.decode(model.encode(x, m)).shape == (3, 15, 5, 2)
@@ -164,28 +155,34 @@ def test_forward_loss_exact_value():
         model.forward_loss(segment, pred, mask, torch.ones(4))
 
 
-def test_model_pose_weighting_matches_explicit_weights():
-    parts, lw, rw = CANONICAL.parts, CANONICAL.left_wrist, CANONICAL.right_wrist
-    model = SignMAE(73, 2, 15, A73, **SMALL, pose_weighting="apw", parts=parts, left_wrist=lw, right_wrist=rw).eval()
-    x, m = batch(b=2, v=73)
-    m[1, :, 8:27] = False
-    own, _, _ = model(x, m, generator=torch.Generator().manual_seed(0))
-    given, _, _ = model(x, m, apw_weights(x, m, parts, lw, rw), generator=torch.Generator().manual_seed(0))
-    plain, _, _ = model(x, m, torch.ones(73), generator=torch.Generator().manual_seed(0))
-    assert own.item() == pytest.approx(given.item()) and own.item() != pytest.approx(plain.item())
-    with pytest.raises(ValueError, match="apw"):
-        SignMAE(73, 2, 15, A73, **SMALL, pose_weighting="apw")
-    fpw = SignMAE(73, 2, 15, A73, **SMALL, pose_weighting="fpw", parts=parts, part_weights={"body": 1, "face": 2, "hands": 3})
-    assert fpw.loss_weights(x, m)[0, [0, 8, 27, 72]].tolist() == [1.0, 2.0, 3.0, 3.0]
+@pytest.mark.parametrize("decoder_type", ["nar", "ar"])
+def test_forward_is_encoder_decoder_and_loss_side_by_side(decoder_type):
+    model = chain_model(decoder_type=decoder_type).eval()
+    torch.nn.init.normal_(model.head.weight, std=0.1)  # the head starts at zero; make z matter
+    x, m = batch()
+    weights = torch.tensor([1.0, 2.0, 0.5, 1.5, 1.0])
+    z, mask = model.forward_encoder(x, m, torch.Generator().manual_seed(4))
+    expected = model.forward_loss(x, model.forward_decoder(z, x, m), m, weights)
+    out = model(x, m, weights, torch.Generator().manual_seed(4))
+    assert torch.equal(out.loss, expected) and out.metrics == {}
+    assert not torch.equal(model(x, m, ONES, torch.Generator().manual_seed(4)).loss, expected)  # W is used
+
+
+def test_positions_and_fixed_queries_are_the_shared_sinusoidal_table():
+    model = chain_model(query_type="positional")
+    assert torch.equal(model.pos_embed, sinusoidal_table(15, 32))
+    assert torch.equal(model.queries, sinusoidal_table(15, 32))
 
 
 def test_bad_shapes_and_arguments_raise():
     model = chain_model()
     x, m = batch()
     with pytest.raises(ValueError, match="segment"):
-        model(x[:, :10], m[:, :10])
+        model(x[:, :10], m[:, :10], ONES)
     with pytest.raises(ValueError, match="point_mask"):
-        model(x, m[:, :, :4])
+        model(x, m[:, :, :4], ONES)
+    with pytest.raises(ValueError, match="weights"):
+        model(x, m, torch.ones(4))
     for bad in (dict(mask_ratio=1.0), dict(decoder_type="rnn"), dict(query_type="fixed"), dict(dim=30)):
         with pytest.raises(ValueError):
             chain_model(**bad)
@@ -199,14 +196,6 @@ def test_state_dict_round_trip_keeps_the_mean_pose():
     fresh.load_state_dict(model.state_dict())
     assert torch.equal(fresh.mean_pose, model.mean_pose)
     assert torch.equal(fresh.decode(fresh.encode(x, m)), model.decode(model.encode(x, m)))
-
-
-def test_named_sizes():
-    assert set(MODEL_SIZES) == {"tiny", "small", "base"}
-    sizes = [sum(p.numel() for p in f(73, 2, 15, A73).parameters()) for f in (signmae_tiny, signmae_small, signmae_base)]
-    assert sizes[0] < sizes[1] < sizes[2]
-    assert signmae_base(73, 2, 15, A73).dim == 512
-    assert signmae_tiny(73, 2, 15, A73, dim=32).dim == 32  # overrides win
 
 
 def smooth_segments(n=8, t=15, v=73, c=2, seed=0) -> torch.Tensor:
@@ -226,11 +215,12 @@ def test_learning_reconstruction_loss_falls_tenfold():
     m = torch.ones(8, 15, 73, dtype=torch.bool)
     # With the data's mean pose as the decoder's reference, the first loss is the between-segment
     # variance: a 10x fall means z really tells the 8 segments apart.
-    model = signmae_tiny(73, 2, 15, A73, dropout=0.0, extractor_channels=8, extractor_blocks=1, depth=1, mean_pose=mean_pose([(x, m)]))
+    model = SignMAE(73, 2, 15, A73, dim=64, depth=1, heads=4, decoder_depth=1, extractor_channels=8, extractor_blocks=1,
+                    dropout=0.0, mean_pose=mean_pose([(x, m)]))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     start, first, loss = time.monotonic(), None, None
     for _ in range(300):
-        loss, _, _ = model(x, m)
+        loss = model(x, m, torch.ones(73)).loss
         first = first if first is not None else loss.item()
         if loss.item() < first / 10:
             break

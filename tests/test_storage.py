@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from harness.config import ConfigError
+from harness.cache import StageCache
+from harness.io import load_torch, save_torch
 from harness.loop import local_runtime
-from harness.pipeline import Trial
-from harness.stages import StageCache, load_torch, save_torch
-from harness.storage import Remote, open_storage, pull_trial_folder, push_trial
+from harness.stages import Stage, cached_run
+from harness.storage import NO_REMOTE, Remote, open_storage, pull_trial_folder, push_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,8 +126,9 @@ def test_trial_outputs_round_trip_and_replayed_queues_disappear(tmp_path):
     (local / "pending" / "pending-r1.jsonl").unlink()  # replayed into MLflow on the head
     push_trial(remote, head, "abl", "v-seed0", result=False)
     assert remote.list_files("abl/trials") == ["v-seed0.json", "v-seed0/worker0.log"]
-    push_trial(None, head, "abl", "v-seed0")  # no --storage: nothing to do
-    pull_trial_folder(None, head, "abl", "v-seed0")
+    push_trial(NO_REMOTE, head, "abl", "v-seed0")  # no --storage: nothing to do
+    pull_trial_folder(NO_REMOTE, head, "abl", "v-seed0")
+    assert remote.list_files("abl/trials") == ["v-seed0.json", "v-seed0/worker0.log"]
 
 
 def test_result_file_is_uploaded_after_the_trial_folder(tmp_path):
@@ -154,7 +156,7 @@ def test_unwritable_storage_is_a_config_error(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(ConfigError, match=r"cannot use --storage file://.*/file/sub: "):
         open_storage((tmp_path / "file" / "sub").as_uri())
-    assert open_storage(None) is None
+    assert open_storage(None) is NO_REMOTE and not open_storage(None)
     remote = open_storage((tmp_path / "new" / "folder").as_uri())  # a missing local folder is created
     assert remote.list_files() == []  # and the write probe is gone
 
@@ -199,7 +201,7 @@ def test_two_nodes_share_one_remote(tmp_path):
     assert node_b.is_complete("pretrain", "k")
     assert load_torch(node_b.entry("pretrain", "k").file("model.pt")) == {"x": list(range(100))}
     assert node_b.entry("pretrain", "k").file("sub/notes.txt").read_text() == "nested files travel too"
-    assert node_b.meta("pretrain", "k") == {"seconds": 2.5}
+    assert json.loads(node_b.entry("pretrain", "k").file("DONE.json").read_text())["meta"] == {"seconds": 2.5}
     assert [p.name for p in (tmp_path / "node_b" / "pretrain").iterdir()] == ["k"]  # no temp folder left
     assert not node_b.lookup("pretrain", "other") and not node_b.has_files("pretrain", "other")
     assert not StageCache(tmp_path / "node_c").has_files("pretrain", "k")  # no remote: local only
@@ -234,22 +236,30 @@ def test_remote_manifest_naming_a_missing_or_unsafe_file_is_not_loaded(tmp_path)
     assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "node_c" / "escape.txt").exists()
 
 
-def _trial(root: Path, remote_uri: str, said: list[str]) -> Trial:
-    """A Trial with only what `cached()` uses: its cache, keys and a local runtime."""
-    trial = Trial.__new__(Trial)
-    trial.cache = StageCache(root, Remote(remote_uri))
-    trial.keys = {"pretrain": "k"}
-    trial.rt = local_runtime(said.append)
-    trial.status, trial.seconds = {}, {}
-    return trial
+PRETRAIN_LIKE = Stage(name="pretrain", needs=(), settings=lambda cfg: {}, run=lambda ctx: None,
+                      save=lambda out, folder: save_torch(out, folder / "model.pt"),
+                      load=lambda folder: load_torch(folder / "model.pt"))
 
 
-def _cached(trial: Trial, value: dict, produced: list[int]):
+class _Node:
+    """One node's view for `cached_run`: its cache (mirrored to the remote) and a local runtime."""
+
+    def __init__(self, root: Path, remote_uri: str, said: list[str]):
+        self.cache = StageCache(root, Remote(remote_uri))
+        self.runtime = local_runtime(said.append)
+        self.status: dict[str, str] = {}
+
+
+def _trial(root: Path, remote_uri: str, said: list[str]) -> _Node:
+    return _Node(root, remote_uri, said)
+
+
+def _cached(node: _Node, value: dict, produced: list[int]):
     def produce():
         produced.append(1)
         return value
-    return trial.cached("pretrain", produce, lambda out, folder: save_torch(out, folder / "model.pt"),
-                        lambda folder: load_torch(folder / "model.pt"))
+    out, node.status["pretrain"] = cached_run(PRETRAIN_LIKE, "k", node.cache, node.runtime, produce)
+    return out
 
 
 def test_trial_loads_what_another_node_computed(tmp_path):
@@ -386,8 +396,8 @@ def test_unreachable_storage_is_one_line_before_anything_runs(tmp_path):
 
 def test_dry_run_counts_remote_entries_as_cached(tmp_path):
     from harness.ablation import load_ablation
-    from harness.pipeline import stage_keys
-    from harness.study import plan_trials
+    from harness.stages import stage_keys
+    from harness.tune.ablation import plan_trials
     spec = load_ablation("stride")
     trial = plan_trials(spec, "debug", 1, {}, {}, ["s7"])[0]
     key = stage_keys(trial.cfg, spec.tasks)["pretrain"]

@@ -1,19 +1,23 @@
-"""The synthetic sign corpus (harness/data/synth.py) and its measurements (scripts/corpus_stats.py)."""
+"""The synthetic sign corpus (harness/data/synth) and its measurements (scripts/corpus_stats.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import inspect
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.data import synth
+from harness.config import ConfigError, SynthConfig, load_profile
 from harness.data.record import SPLITS
 from harness.data.synth import (
-    FRAME_SIZE, INVENTORY_ORDER, MAX_GLOSSES, PRIMARY, generate_corpus, gloss_inventory, minimal_pairs,
+    FRAME_SIZE, INVENTORY_ORDER, MAX_GLOSSES, MIN_GLOSSES, PRIMARY, generate_corpus, gloss_inventory, minimal_pairs,
 )
+from harness.data.synth import corpus as synth_corpus
+from harness.data.synth import grammar, signers, signs
 from models.layout import CANONICAL, FINGERTIP_CENTROID_FROM, PALM_CENTRE_FROM
 
 DEBUG = dict(glosses=16, signers=3, train=64, dev=16, test=16, min_signs=2, max_signs=4, fps=25,
@@ -178,15 +182,15 @@ def test_dev_and_test_are_mostly_new_combinations_of_seen_glosses():
 def test_grammar_on_hand_built_clauses():
     forms = ("eat", "eats", "ate")
     say = lambda tokens: " ".join(w for w, _ in tokens)  # noqa: E731
-    assert say(synth._vp(forms, "pres", 3, 2)) == "eats"
-    assert say(synth._vp(forms, "past", 1, 2)) == "ate"
-    assert say(synth._vp(forms, "fut", 3, 2, neg=3)) == "will not eat"
-    assert say(synth._vp(forms, "pres", 3, 2, neg=3)) == "does not eat"
-    assert synth._vp(forms, "pres", 1, 2, modal=("WANT", 3)) == [("want", 3), ("to", -1), ("eat", 2)]
-    assert say(synth._vp(forms, "past", 3, 2, modal=("CAN", 3))) == "could eat"
-    assert say(synth._be("fut", 4)) == "will not be" and say(synth._be("past", None)) == "was"
-    assert synth._words("in the *north", 1) == [("in", -1), ("the", -1), ("north", 1)]
-    assert synth._alignment([("it", -1), ("will", -1), ("rain", 1), ("in", -1), ("north", 0)], 3) == [4, 2, -1]
+    assert say(grammar._vp(forms, "pres", 3, 2)) == "eats"
+    assert say(grammar._vp(forms, "past", 1, 2)) == "ate"
+    assert say(grammar._vp(forms, "fut", 3, 2, neg=3)) == "will not eat"
+    assert say(grammar._vp(forms, "pres", 3, 2, neg=3)) == "does not eat"
+    assert grammar._vp(forms, "pres", 1, 2, modal=("WANT", 3)) == [("want", 3), ("to", -1), ("eat", 2)]
+    assert say(grammar._vp(forms, "past", 3, 2, modal=("CAN", 3))) == "could eat"
+    assert say(grammar._be("fut", 4)) == "will not be" and say(grammar._be("past", None)) == "was"
+    assert grammar._words("in the *north", 1) == [("in", -1), ("the", -1), ("north", 1)]
+    assert synth_corpus._alignment([("it", -1), ("will", -1), ("rain", 1), ("in", -1), ("north", 0)], 3) == [4, 2, -1]
 
 
 def test_small_and_large_inventories_work():
@@ -197,11 +201,29 @@ def test_small_and_large_inventories_work():
     assert len({g.gloss for g in big}) == 200
 
 
-@pytest.mark.parametrize("key, value", [("glosses", 3), ("glosses", MAX_GLOSSES + 1), ("signers", 0),
-                                        ("fps", 0), ("noisy_frame_rate", -0.1), ("max_signs", 1)])
-def test_bad_parameters_raise_a_message_naming_the_key(key, value):
-    with pytest.raises(ValueError, match=key):
-        generate_corpus(seed=0, **{**DEBUG, key: value})
+@pytest.mark.parametrize("key, value", [("glosses", 3), ("glosses", MAX_GLOSSES + 1), ("signers", 0), ("fps", 3),
+                                        ("noisy_frame_rate", -0.1), ("noisy_frame_rate", 0.5),
+                                        ("missing_point_rate", 0.5), ("jitter", 1.0), ("max_signs", 1)])
+def test_the_config_rejects_what_the_generator_cannot_do(key, value):
+    """SynthConfig's ranges are the only ones (the generator checks nothing): a bad value is a
+    one-line ConfigError naming the key."""
+    with pytest.raises(ConfigError, match=f"data.synth.{key}"):
+        load_profile("debug", {f"data.synth.{key}": value})
+
+
+@pytest.mark.parametrize("edge", [
+    {"glosses": MIN_GLOSSES, "max_signs": 3}, {"glosses": MAX_GLOSSES}, {"fps": 5}, {"signers": 1},
+    {"noisy_frame_rate": 0.49, "missing_point_rate": 0.49, "jitter": 0.99}, {"min_signs": 1, "max_signs": 1},
+])
+def test_every_value_the_config_accepts_generates(edge):
+    params = dataclasses.asdict(load_profile("debug", {f"data.synth.{k}": v for k, v in edge.items()}).data.synth)
+    c = generate_corpus(**{**params, "train": 4, "dev": 1, "test": 1})
+    assert [len(c[s]) for s in SPLITS] == [4, 1, 1]
+    assert all(s.num_frames > 0 for s in all_seqs(c))
+
+
+def test_the_generator_takes_exactly_the_config_fields():
+    assert set(inspect.signature(generate_corpus).parameters) == {f.name for f in dataclasses.fields(SynthConfig)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -232,7 +254,7 @@ def test_elbow_keeps_the_arm_lengths():
     shoulder = np.array([-0.5, 0.0, 0.0])
     wrist = np.array([[-0.1, -0.7, 0.35], [0.3, 0.6, 0.5], [-0.5, 1.2, 0.1]])
     l1, l2 = np.full((3, 1), 0.8), np.full((3, 1), 0.7)
-    elbow, reached = synth._elbow(shoulder, wrist, l1, l2, -1.0)
+    elbow, reached = signers._elbow(shoulder, wrist, l1, l2, -1.0)
     np.testing.assert_allclose(np.linalg.norm(elbow - shoulder, axis=1), 0.8, atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(reached - elbow, axis=1), 0.7, atol=1e-9)
     np.testing.assert_allclose(reached[:2], wrist[:2])  # reachable targets are met exactly
@@ -240,16 +262,16 @@ def test_elbow_keeps_the_arm_lengths():
 
 
 def test_transition_excludes_its_endpoints():
-    out = synth._transition(np.zeros(2), np.ones(2) * 4, 3)
-    np.testing.assert_allclose(out[:, 0], 4 * synth._smoothstep(np.array([0.25, 0.5, 0.75])))
+    out = signers._transition(np.zeros(2), np.ones(2) * 4, 3)
+    np.testing.assert_allclose(out[:, 0], 4 * signs._smoothstep(np.array([0.25, 0.5, 0.75])))
     assert out[1, 0] == 2.0
 
 
 def test_handshapes_differ_only_in_the_fingers():
-    flat, fist = synth._SHAPE_POINTS["flat"], synth._SHAPE_POINTS["fist"]
+    flat, fist = signs._SHAPE_POINTS["flat"], signs._SHAPE_POINTS["fist"]
     np.testing.assert_array_equal(flat[[0, 1, 5, 9, 13, 17]], fist[[0, 1, 5, 9, 13, 17]])  # wrist, bases
     # an extended finger is straight: the flat index tip is its base plus the finger's length
-    np.testing.assert_allclose(flat[8], synth._FINGER_BASE[0] + synth._FINGER_LEN[0].sum()
+    np.testing.assert_allclose(flat[8], signs._FINGER_BASE[0] + signs._FINGER_LEN[0].sum()
                                * np.array([np.cos(np.radians(3)), np.sin(np.radians(3))]))
     assert fist[8, 0] < fist[5, 0]  # a curled finger folds back over the palm (projected)
     # the derived points close with the hand: tips centroid near the palm centre for a fist

@@ -8,16 +8,15 @@ import pytest
 import torch
 
 from models.text2sign import LengthRegulator, TextToSign, leading_count, t2s_loss
-from models.transformer import pad_batch
+from models.transformer import TransformerSpec, pad_batch
 
 PAD = 0
 
 
 def tiny(d_z: int = 8, num_queries: int = 16, **kw) -> TextToSign:
-    args = dict(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=128,
-                dropout=0.0, num_queries=num_queries)
-    args.update(kw)
-    return TextToSign(20, d_z, **args)
+    spec = TransformerSpec(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=128,
+                           dropout=0.0)
+    return TextToSign(20, d_z, spec, num_queries=num_queries, **kw)
 
 
 def force_lengths(model: TextToSign, logits: list[float]) -> None:
@@ -35,12 +34,12 @@ def test_t2s_loss_exact_values():
     z_target = torch.tensor([[[1.0, 1.0], [5.0, 5.0]]])  # the second position is padding
     valid = torch.tensor([[True, False]])
     loss = t2s_loss(z_hat, torch.zeros(1, 2), z_target, valid)
-    assert loss.repr.item() == pytest.approx(2.0)  # ||(1, 1)||^2 at the one valid position
-    assert loss.len.item() == pytest.approx(math.log(2))  # p = 0.5 everywhere
-    assert loss.total.item() == pytest.approx(2.0 + math.log(2))
+    assert loss.metrics["loss_repr"].item() == pytest.approx(2.0)  # ||(1, 1)||^2 at the one valid position
+    assert loss.metrics["loss_len"].item() == pytest.approx(math.log(2))  # p = 0.5 everywhere
+    assert loss.loss.item() == pytest.approx(2.0 + math.log(2))  # eq. 6
     # mean over valid positions: two valid positions with errors 2 and 0 -> 1
     both = t2s_loss(z_hat, torch.zeros(1, 2), torch.tensor([[[1.0, 1.0], [0.0, 0.0]]]), torch.tensor([[True, True]]))
-    assert both.repr.item() == pytest.approx(1.0)
+    assert both.metrics["loss_repr"].item() == pytest.approx(1.0)
 
 
 def test_leading_count():
@@ -59,16 +58,17 @@ def test_length_regulator_shape_and_residual_path():
 
 def test_default_has_128_queries_and_shapes():
     torch.manual_seed(0)
-    model = TextToSign(20, 12, d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1,
-                       dim_feedforward=64)
+    model = TextToSign(20, 12, TransformerSpec(d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1,
+                                               dim_feedforward=64))
     assert model.num_queries == 128
     tokens = torch.tensor([[4, 5, 6], [7, PAD, PAD]])
     z_hat, logits = model.predict(tokens)
     assert z_hat.shape == (2, 128, 12) and logits.shape == (2, 128)
     z_target, z_valid = pad_batch([torch.randn(5, 12), torch.randn(2, 12)])
-    loss = model(tokens, z_target, z_valid)
-    assert loss.total.dim() == 0 and torch.isfinite(loss.total)
-    assert loss.total.item() == pytest.approx(loss.repr.item() + loss.len.item(), rel=1e-6)
+    out = model(tokens, z_target, z_valid)
+    assert out.loss.dim() == 0 and torch.isfinite(out.loss)
+    assert out.loss.item() == pytest.approx(out.metrics["loss_repr"].item() + out.metrics["loss_len"].item(), rel=1e-6)
+    assert not out.metrics["loss_repr"].requires_grad  # metrics are for logging only
     assert model.predicted_lengths(tokens).shape == (2,)
 
 
@@ -82,9 +82,9 @@ def test_padded_tokens_and_padded_targets_change_nothing():
     assert torch.allclose(z_a, z_b, atol=1e-5) and torch.allclose(l_a, l_b, atol=1e-5)
     z_target, z_valid = pad_batch([torch.randn(3, 8), torch.randn(1, 8)])
     tokens = torch.tensor([[4, 5], [6, 7]])
-    before = model(tokens, z_target, z_valid).total
+    before = model(tokens, z_target, z_valid).loss
     z_target[1, 1:] = 1e3
-    assert model(tokens, z_target, z_valid).total.item() == pytest.approx(before.item(), rel=1e-6)
+    assert model(tokens, z_target, z_valid).loss.item() == pytest.approx(before.item(), rel=1e-6)
 
 
 def test_bad_targets_raise():
@@ -109,14 +109,14 @@ def test_local_hugging_face_encoder(tmp_path):
     config = transformers.DistilBertConfig(vocab_size=30, dim=32, n_layers=1, n_heads=2, hidden_dim=64,
                                            max_position_embeddings=64, pad_token_id=PAD)
     transformers.DistilBertModel(config).save_pretrained(tmp_path)  # a local directory, no download
-    model = TextToSign(30, 8, d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1,
-                       dim_feedforward=64, num_queries=6, text_encoder=str(tmp_path))
+    spec = TransformerSpec(d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=64)
+    model = TextToSign(30, 8, spec, num_queries=6, text_encoder=str(tmp_path))
     tokens = torch.tensor([[1, 5, 6, 7], [1, 8, PAD, PAD]])  # [CLS] first (id 1 here)
     head, memory, memory_mask = model.encode_text(tokens)
     assert head.shape == (2, 32) and memory.shape == (2, 3, 32)
     assert memory_mask.tolist() == [[True, True, True], [True, False, False]]
     loss = model(tokens, torch.randn(2, 2, 8), torch.tensor([[True, True], [True, False]]))
-    assert torch.isfinite(loss.total)
+    assert torch.isfinite(loss.loss)
 
 
 # ---- generation --------------------------------------------------------------------------------
@@ -176,14 +176,14 @@ def test_overfits_a_few_sentences_and_their_lengths():
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     first = None
     for step in range(400):
-        loss = model(tokens.long(), z_target, z_valid)
-        first = first if first is not None else loss.total.item()
+        loss = model(tokens.long(), z_target, z_valid).loss
+        first = first if first is not None else loss.item()
         opt.zero_grad()
-        loss.total.backward()
+        loss.backward()
         opt.step()
-        if loss.total.item() < first / 30 and step > 50:
+        if loss.item() < first / 30 and step > 50:
             break
-    assert loss.total.item() <= first / 10
+    assert loss.item() <= first / 10
     assert model.predicted_lengths(tokens.long()).tolist() == counts
     z_hat, _ = model.eval().predict(tokens.long())
     err = ((z_hat[:, : z_valid.shape[1]] - z_target) ** 2).sum(-1)[z_valid].mean()

@@ -6,6 +6,7 @@ One SQLite database for the whole module (MLflow's migrations take seconds per n
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -21,25 +22,25 @@ from harness.tracking import (
     TrackingError,
     check_reachable,
     close_dangling,
-    default_artifact_root,
     default_tracking_uri,
     ensure_experiment,
     start_parent,
     trial_run,
 )
+from harness.tracking.store import mlflow_client
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     uri = default_tracking_uri(results)
-    exp = ensure_experiment(uri, "ablation apw", default_artifact_root(results))
+    exp = ensure_experiment(uri, "ablation apw", results / "mlartifacts")
     return uri, exp, results
 
 
 @pytest.fixture
 def client(store):
-    return tracking._client(store[0])
+    return mlflow_client(store[0])
 
 
 @pytest.fixture
@@ -57,7 +58,6 @@ def test_default_uri_is_absolute_sqlite(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert default_tracking_uri("results") == f"sqlite:///{tmp_path.resolve()}/results/mlflow.db"
     assert default_tracking_uri("results").startswith("sqlite:////")
-    assert default_artifact_root("results") == str(tmp_path.resolve() / "results" / "mlartifacts")
 
 
 def test_check_reachable(tmp_path, dead_uri):
@@ -74,7 +74,7 @@ def test_check_reachable(tmp_path, dead_uri):
 
 def test_experiment_is_created_once_with_artifacts_beside_the_db(store, client):
     uri, exp, results = store
-    assert ensure_experiment(uri, "ablation apw", default_artifact_root(results)) == exp
+    assert ensure_experiment(uri, "ablation apw", results / "mlartifacts") == exp
     assert client.get_experiment(exp).artifact_location == str(results.resolve() / "mlartifacts" / "ablation_apw")
 
 
@@ -113,7 +113,7 @@ def test_close_dangling_kills_running_children_except_kept(store, client):
     assert [client.get_run(r).info.status for r in (a, b, c)] == ["KILLED", "RUNNING", "FINISHED"]
 
 
-def test_metrics_tables_and_figures(store, client, tmp_path):
+def test_metrics_and_tables(store, client, tmp_path):
     uri, exp, _ = store
     parent = start_parent(uri, exp, "artifacts", {})
     for step, loss in enumerate([3.0, 2.0, 1.5]):
@@ -122,14 +122,11 @@ def test_metrics_tables_and_figures(store, client, tmp_path):
         [(0, 3.0), (1, 2.0), (2, 1.5)]
     (tmp_path / "table.md").write_text("| a |\n")
     (tmp_path / "table.csv").write_text("a\n")
-    (tmp_path / "plot.png").write_bytes(b"\x89PNG fake")
     rows = [{"variant": "none", "bleu4": 10.0, "mpjpe": None}, {"variant": "apw", "bleu4": 12.5, "mpjpe": None}]
     tracking.log_table(uri, parent, rows, "table/ablation.json", files=[tmp_path / "table.md", tmp_path / "table.csv"])
-    tracking.log_figure(uri, parent, tmp_path / "plot.png", "figures/figure3.png")
     tracking.log_dict(uri, parent, {"k": 1}, "config.json")
     names = sorted(a.path for a in client.list_artifacts(parent, "table"))
     assert names == ["table/ablation.json", "table/table.csv", "table/table.md"]
-    assert [a.path for a in client.list_artifacts(parent, "figures")] == ["figures/figure3.png"]
     # (client.load_table would search through mlflow's global tracking URI, not this client's.)
     table = json.loads(Path(client.download_artifacts(parent, "table/ablation.json", str(tmp_path))).read_text())
     assert table["columns"] == ["variant", "bleu4", "mpjpe"]
@@ -146,9 +143,9 @@ def test_safe_logger_queues_while_the_server_is_dead_and_replays_later(store, cl
     dead = SafeLogger(dead_uri, run, pending, retry_interval_s=60)
     for step in range(20):
         dead.log_metrics({"loss": 1.0 / (step + 1)}, step)  # never raises
-    dead.log_params({"lr": 0.1, "extra": "x"})
     dead.log_artifact(tmp_path / "gen.gif", "samples")
-    dead.log_table([{"variant": "a", "bleu4": 1.0}], "t/table.json")
+    dead.log_text("a sentence", "samples/translations.txt")
+    dead.log_dict({"stages": ["pretrain"]}, "stages.json")
     dead.set_terminated("FINISHED")
     assert time.monotonic() - start < 3  # one failed request, then queued without the network
     assert dead.flush() == 24 and dead.pending_count == 24
@@ -164,21 +161,23 @@ def test_safe_logger_queues_while_the_server_is_dead_and_replays_later(store, cl
     assert list(pending.iterdir()) == []  # copies removed after the upload
     info = client.get_run(run)
     assert len(client.get_metric_history(run, "loss")) == 20
-    assert info.data.params["extra"] == "x" and info.info.status == "FINISHED"
-    assert [a.path for a in client.list_artifacts(run, "samples")] == ["samples/gen.gif"]
+    assert info.info.status == "FINISHED"
+    assert sorted(a.path for a in client.list_artifacts(run, "samples")) == ["samples/gen.gif",
+                                                                             "samples/translations.txt"]
+    assert "stages.json" in [a.path for a in client.list_artifacts(run)]
 
 
 def test_safe_logger_drops_what_the_store_rejects(store, tmp_path):
     uri, exp, _ = store
     run = trial_run(uri, exp, start_parent(uri, exp, "reject", {}), "k", "k", {}, {"lr": 0.1})
     logger = SafeLogger(uri, run, tmp_path)
-    logger.log_params({"lr": 0.2})  # params are write-once: rejected, not queued, no exception
+    logger.set_terminated("DONE")  # not a status: rejected, not queued, no exception
     logger.log_metrics({"loss": "not a number"})
     logger.log_artifact(tmp_path / "missing.png")
     logger.log_metrics({"loss": 0.5}, 1)
     assert logger.pending_count == 0 and logger.rejected_count == 3
     assert logger.flush() == 3
-    assert [m.value for m in tracking._client(uri).get_metric_history(run, "loss")] == [0.5]
+    assert [m.value for m in mlflow_client(uri).get_metric_history(run, "loss")] == [0.5]
 
 
 def test_logging_a_table_again_replaces_it(store, client, tmp_path):
@@ -190,3 +189,49 @@ def test_logging_a_table_again_replaces_it(store, client, tmp_path):
     table = json.loads(Path(client.download_artifacts(parent, "table.json", str(tmp_path))).read_text())
     assert table["columns"] == ["variant", "bleu4"]
     assert table["data"] == [["none", 2.0], ["apw", 3.0]]
+
+
+def test_run_status_and_errors(store):
+    uri, exp, _ = store
+    run = trial_run(uri, exp, start_parent(uri, exp, "status", {}), "k", "k")
+    assert tracking.run_status(uri, run) == "RUNNING"
+    tracking.set_terminated(uri, run, "KILLED")
+    assert tracking.run_status(uri, run) == "KILLED"
+    with pytest.raises(tracking.ERRORS):  # what callers catch for "the store failed"
+        tracking.run_status(uri, "0" * 32)
+    assert issubclass(ParamConflictError, tracking.ERRORS) and issubclass(PermissionError, tracking.ERRORS)
+
+
+def test_replay_pending_logs_this_stores_queues_and_leaves_the_others(store, client, dead_uri, tmp_path):
+    uri, exp, _ = store
+    run = trial_run(uri, exp, start_parent(uri, exp, "replay", {}), "k", "k")
+    queued = SafeLogger(dead_uri, run, tmp_path / "abl" / "trials" / "k" / "pending", retry_interval_s=60)
+    for step in range(3):
+        queued.log_metrics({"loss": float(step)}, step)
+    queued.set_terminated("FINISHED")
+    assert queued.pending_count == 4
+    other = tmp_path / "abl" / "trials" / "j" / "pending" / f"pending-{'0' * 32}.jsonl"  # another store's run
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"op": "terminated", "status": "FINISHED", "end_time_ms": 0}) + "\n")
+
+    assert tracking.replay_pending(tmp_path, "abl", uri) == 0
+    assert [m.value for m in client.get_metric_history(run, "loss")] == [0.0, 1.0, 2.0]
+    assert tracking.run_status(uri, run) == "FINISHED"
+    assert not queued.pending_path.exists() and other.exists()
+    assert tracking.replay_pending(tmp_path, "nothing here", uri) == 0
+
+
+def test_client_cache_and_pending_locks_are_per_key(monkeypatch, tmp_path):
+    from harness.tracking.safe_logger import PendingLocks
+    from harness.tracking.store import ClientCache
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    cache = ClientCache()
+    first = cache.get("http://127.0.0.1:1")  # no request is made yet
+    assert cache.get("http://127.0.0.1:1") is first and cache.get("http://127.0.0.1:2") is not first
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"  # bounded before the first call
+    locks = PendingLocks()
+    assert locks.for_path(tmp_path / "a") is locks.for_path(tmp_path / "a")
+    assert locks.for_path(tmp_path / "a") is not locks.for_path(tmp_path / "b")
+    # Two loggers of one pending file in one process share its lock.
+    assert SafeLogger("sqlite://", "r", tmp_path)._lock is SafeLogger("sqlite://", "r", tmp_path)._lock

@@ -1,10 +1,12 @@
 """Keypoint data layer (paper section 3.1, 4.2 "Keypoint Processing", appendix B.1).
 
-Sources (harness.data.sources): synth[:PROFILE], pt:DIR, openpose:DIR, pose:FILE_OR_DIR, npz:FILE,
-all read into the canonical 73-point layout (models.layout.CANONICAL) with a presence mask.
-Preprocessing (harness.data.preprocess) and the cached prepare stage (harness.data.prepare).
-Submodules are imported on use so that importing the package stays cheap (pose-format, the
-config system and the synthetic generator load only when their source is used).
+Sources (harness.data.sources): synth, synth@SEED, synth:PROFILE, pt:DIR, openpose:DIR,
+pose:FILE_OR_DIR, npz:FILE, read (harness.data.readers, harness.data.synth) into the canonical
+73-point layout (models.layout.CANONICAL, harness.data.canonical) with a presence mask.
+Preprocessing (harness.data.preprocess) and the whole-corpus prepare step with its report
+(harness.data.prepare). This package imports nothing else from the harness: the harness resolves
+what needs the config (synthetic generator parameters, the default noise threshold) and passes
+it down.
 """
 
 from harness.data.record import SPLITS, Corpus, DataError, SignSequence

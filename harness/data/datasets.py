@@ -9,8 +9,12 @@
   `sliding_windows`. Trailing frames that do not fill a whole window are dropped, as the
   formula implies.
 - Text side: a word-level `Vocabulary` built from the training sentences, and the padding
-  helpers `pad_sequences` (token ids) and `pad_windows` (per-sequence segment features, with a
-  PyTorch key_padding_mask: True = padding).
+  helpers `pad_sequences` (token ids) and `pad_windows` (per-sequence segment features).
+
+Mask polarity, one for the whole code base (models/transformer.py states it too): True = valid.
+A point mask is True where the point is present, a padding mask True where the position is real
+and False where it is padding; PyTorch's key_padding_mask is the negation, taken where a model
+calls nn.MultiheadAttention.
 """
 
 from __future__ import annotations
@@ -257,8 +261,7 @@ def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int = Vocabulary.pad_id
 
 def pad_windows(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch per-sequence segment features of different N: (B, N_max, ...) zero-padded, and a
-    bool padding mask (B, N_max) with True = padding, the convention of PyTorch's
-    key_padding_mask / src_key_padding_mask (so it can be passed to nn.Transformer as is).
+    bool mask (B, N_max), True = valid (a real segment), False = padding.
 
     items: list of (N_i, D) tensors (any trailing shape, the same for all items).
     """
@@ -269,5 +272,5 @@ def pad_windows(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
         raise ValueError(f"all items need the same shape after the first axis, got {sorted(trailing)}")
     lengths = torch.tensor([t.shape[0] for t in items], dtype=torch.long)  # (B,)
     batch = pad_sequence(list(items), batch_first=True, padding_value=0.0)  # (B, N_max, D)
-    padding_mask = torch.arange(batch.shape[1])[None, :] >= lengths[:, None]  # (B, N_max)
-    return batch, padding_mask
+    valid = torch.arange(batch.shape[1])[None, :] < lengths[:, None]  # (B, N_max)
+    return batch, valid

@@ -1,99 +1,27 @@
-"""The `prepare` stage (DESIGN.md pipeline; paper appendix B.1): read a source, preprocess every
-sequence, skip (and count) what cannot be used, report, and cache the result on disk.
+"""Preprocessing a whole corpus (paper appendix B.1) and reporting what it did: the work of the
+harness's prepare stage and of `python -m harness.inspect_data`, which use this same code.
 
-prepare_corpus(spec, noise_threshold=..., min_frames=..., cache_dir=...) -> PreparedCorpus.
+prepare_split preprocesses one split and reports it; prepare_splits does every split after
+harmonize_coords; preprocess_corpus is what the prepare stage trains on: prepare_splits, and every
+split must keep at least one sequence.
 
 Skips are never silent: a sequence with fewer than min_frames frames after noisy-frame removal
 is skipped and counted (skipped_short), as is one that cannot be normalized because no frame shows
-both shoulders (skipped_unnormalizable, with its error in the split's problems).
-
-Cache: cache_dir/prepared-<key>.npz (readers_npz schema) + .json (report), written atomically
-(temporary file + rename; the .json is written last and marks the entry complete). The key is
-`PreparedCorpus.fingerprint`, a SHA-256 over: the source fingerprint (resolved file paths, sizes
-and mtimes; for synth, the generator parameters of the profile), the preprocessing arguments and
-the source text of the data-layer modules (so a change in a reader or in preprocessing is a new
-key). Downstream stages use the fingerprint as their input key.
+both shoulders (skipped_unnormalizable, with its error in the split's problems). Nothing is cached
+here: the harness's stage cache is the only cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from harness.data.preprocess import preprocess_sequence
-from harness.data.readers_npz import read_npz, write_npz
 from harness.data.record import SPLITS, Corpus, DataError, SignSequence
-from harness.data.sources import load_source, parse_source, source_files, synth_params
 from models.layout import CANONICAL
 
-PREPARE_VERSION = 1  # bump when the cache schema changes
 _MAX_LISTED_SKIPS = 20  # names of skipped sequences listed per split (the counts are exact)
-_CODE_FILES = (  # the modules whose behaviour shapes a prepared corpus
-    "sources.py", "readers_pt.py", "readers_openpose.py", "readers_pose.py", "readers_npz.py",
-    "preprocess.py", "prepare.py", "synth.py", "record.py",
-)
-
-
-@dataclass
-class PreparedCorpus:
-    """A preprocessed corpus with its report.
-
-    report: split -> per-split report (see split_report); problems: reader problems that belong to
-    no single split; fingerprint: content key of (source, preprocessing args, data-layer code).
-    """
-
-    source: str
-    corpus: Corpus
-    report: dict[str, dict]
-    fingerprint: str
-    params: dict
-    problems: list[str] = field(default_factory=list)
-    from_cache: bool = False
-
-    def to_json(self) -> dict:
-        return {"source": self.source, "fingerprint": self.fingerprint, "params": self.params,
-                "problems": self.problems, "splits": self.report}
-
-
-def _code_hash() -> str:
-    h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in _CODE_FILES + ("../../models/layout.py",):
-        path = here / name
-        if path.exists():
-            h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def source_fingerprint(spec: str) -> dict:
-    """What identifies a source's content without reading it."""
-    kind, arg = parse_source(spec)
-    if kind == "synth":
-        return {"kind": kind, "params": synth_params(arg)}
-    files = source_files(spec)
-    return {
-        "kind": kind,
-        "root": str(Path(arg).expanduser().resolve()),
-        "files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
-    }
-
-
-def fingerprint(spec: str, *, noise_threshold: float, min_frames: int) -> str:
-    key = {
-        "version": PREPARE_VERSION,
-        "code": _code_hash(),
-        "source": source_fingerprint(spec),
-        "noise_threshold": float(noise_threshold),
-        "min_frames": int(min_frames),
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _ranges(sequences: list[SignSequence]) -> list[list[float]] | None:
@@ -186,73 +114,24 @@ def harmonize_coords(corpus: Corpus, problems: list[str]) -> Corpus:
     }
 
 
-def _cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
-    stem = f"prepared-{key[:24]}"
-    return cache_dir / f"{stem}.npz", cache_dir / f"{stem}.json"
-
-
-def _write_json_atomic(path: Path, doc: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_cached(spec: str, key: str, cache_dir: Path) -> PreparedCorpus | None:
-    npz_path, json_path = _cache_paths(cache_dir, key)
-    if not (npz_path.exists() and json_path.exists()):
-        return None
-    try:
-        doc = json.loads(json_path.read_text(encoding="utf-8"))
-        if doc.get("fingerprint") != key:
-            return None
-        corpus = read_npz(npz_path)
-    except (OSError, ValueError):  # a damaged entry (DataError is a ValueError): recompute it
-        return None
-    return PreparedCorpus(source=spec, corpus=corpus, report=doc["splits"], fingerprint=key,
-                          params=doc["params"], problems=doc["problems"], from_cache=True)
-
-
-def prepare_corpus(
-    spec: str, *, noise_threshold: float, min_frames: int, cache_dir: Path | None
-) -> PreparedCorpus:
-    """Read, preprocess and report a source (see the module docstring); cached when cache_dir is set."""
-    if min_frames < 1:
-        raise DataError(f"min_frames is {min_frames}; expected at least 1")
-    if not noise_threshold > 0:
-        raise DataError(f"noise_threshold is {noise_threshold}; expected a positive number of shoulder lengths")
-    key = fingerprint(spec, noise_threshold=noise_threshold, min_frames=min_frames)
-    if cache_dir is not None:
-        cache_dir = Path(cache_dir)
-        cached = _load_cached(spec, key, cache_dir)
-        if cached is not None:
-            return cached
+def prepare_splits(raw: Corpus, *, noise_threshold: float, min_frames: int) -> tuple[Corpus, dict]:
+    """Appendix B.1 on every split of raw, after harmonize_coords: (kept corpus, report), where the
+    report maps "problems" to the corpus-wide problems and each split to its split report."""
     problems: list[str] = []
-    raw = harmonize_coords(load_source(spec, problems), problems)
-    corpus: Corpus = {}
-    report: dict[str, dict] = {}
+    raw = harmonize_coords(raw, problems)
+    out: Corpus = {}
+    report: dict = {"problems": problems}
+    for split, seqs in raw.items():
+        out[split], report[split] = prepare_split(seqs, noise_threshold=noise_threshold, min_frames=min_frames)
+    return out, report
+
+
+def preprocess_corpus(raw: Corpus, noise_threshold: float) -> tuple[Corpus, dict]:
+    """Appendix B.1 per split; sequences that cannot be normalized are skipped and counted. Every
+    split must keep a sequence: training needs all three."""
+    out, report = prepare_splits(raw, noise_threshold=noise_threshold, min_frames=1)
     for split in SPLITS:
-        corpus[split], report[split] = prepare_split(
-            raw.get(split, []), noise_threshold=noise_threshold, min_frames=min_frames
-        )
-    total_raw = sum(r["sequences_raw"] for r in report.values())
-    if total_raw and not any(corpus.values()):
-        raise DataError(
-            f"source {spec!r}: all {total_raw} sequences were skipped ("
-            + ", ".join(f"{s}: {r['skipped_short']} short, {r['skipped_unnormalizable']} without shoulders"
-                        for s, r in report.items())
-            + f"); expected at least one with both shoulders and >= {min_frames} frames"
-        )
-    params = {"noise_threshold": float(noise_threshold), "min_frames": int(min_frames)}
-    prepared = PreparedCorpus(source=spec, corpus=corpus, report=report, fingerprint=key,
-                              params=params, problems=problems)
-    if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        npz_path, json_path = _cache_paths(cache_dir, key)
-        write_npz(corpus, npz_path, compress=False)  # uncompressed: loading speed over disk space
-        _write_json_atomic(json_path, prepared.to_json())
-    return prepared
+        if not out.get(split):
+            raise DataError(f"the {split} split has no usable sequences after preprocessing "
+                            f"(run `python -m harness.inspect_data SOURCE` to see why)")
+    return out, report

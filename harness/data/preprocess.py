@@ -31,14 +31,16 @@
      is restored and becomes the reference. A misdetection lasting shorter than that is dropped.
 
    Threshold units: the paper's 400 is in pixels of How2Sign video, where a shoulder spans roughly
-   200-300 px, i.e. about 1.3-2 shoulder lengths. Ours is in shoulder lengths (after step 1), with
-   DEFAULT_NOISE_THRESHOLD = 0.75. Why: a hand moves under ~0.5 shoulder lengths per frame at 25 fps
-   and most of the 73 points (body, face) move far less, so real signing stays well below that. On
-   the 15 real PHOENIX14T sentences (1942 frames) D averages 0.09 and peaks at 0.53 (the fastest
-   sentence); on the real OpenPose and MediaPipe .pose samples it peaks at 0.15 and 0.13. 0.75
-   leaves a 1.4x margin over the fastest real frame (0.5 would drop 9 real PHOENIX frames; 0.6
-   none). On the synthetic corpus (its noisy frames move 30-80% of the points to random image
-   positions) 0.75 drops 93% of the noisy frames and no clean one; 1.0 would catch only 74%.
+   200-300 px, i.e. about 1.3-2 shoulder lengths. Ours is in shoulder lengths (after step 1), and
+   every function here takes it as an argument; its default, 0.75, is DataConfig.noise_threshold
+   in harness/config.py (the data layer does not know the config). Why 0.75: a hand moves under
+   ~0.5 shoulder lengths per frame at 25 fps and most of the 73 points (body, face) move far less,
+   so real signing stays well below that. On the 15 real PHOENIX14T sentences (1942 frames) D
+   averages 0.09 and peaks at 0.53 (the fastest sentence); on the real OpenPose and MediaPipe
+   .pose samples it peaks at 0.15 and 0.13. 0.75 leaves a 1.4x margin over the fastest real frame
+   (0.5 would drop 9 real PHOENIX frames; 0.6 none). On the synthetic corpus (its noisy frames
+   move 30-80% of the points to random image positions) 0.75 drops 93% of the noisy frames and
+   no clean one; 1.0 would catch only 74%.
    Stricter than the paper's pixel value, which was tuned for zero-filled missing joints.
 """
 
@@ -51,7 +53,6 @@ import numpy as np
 from harness.data.record import DataError, SignSequence
 from models.layout import CANONICAL
 
-DEFAULT_NOISE_THRESHOLD = 0.75  # shoulder lengths of mean joint displacement per frame (see above)
 REANCHOR_FRAMES = 12  # ~0.5 s at 25 fps: a run of mutually consistent "noisy" frames this long is kept
 
 

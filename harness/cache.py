@@ -1,4 +1,4 @@
-"""The stage cache (DESIGN.md "The pipeline"): content keys, complete-or-absent entries, one writer.
+"""The stage cache: content keys, complete-or-absent entries, one writer per entry.
 
 Each stage's output is stored under `<results>/cache/<stage>/<key>/` where `key` hashes exactly the
 settings the output depends on plus the keys of the stages it reads. An entry is complete only
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -33,32 +31,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
-import torch
-
-if TYPE_CHECKING:
-    from harness.storage import Remote
-
-STAGES = ("prepare", "pretrain", "embed", "sign2text", "backtranslator", "text2sign")
-
-# Bump when a stage's computation changes in a way that invalidates old outputs.
-CODE_VERSION = {"prepare": 1, "pretrain": 1, "embed": 1, "sign2text": 1, "backtranslator": 1, "text2sign": 1}
+from harness.io import atomic_write, digest, sha256_file
+from harness.storage import NO_REMOTE, Remote, check_relative
 
 
-def content_key(stage: str, settings: dict[str, Any], upstream: dict[str, str] | None = None) -> str:
-    """A short stable hash of a stage's settings and its upstream stage keys."""
-    payload = json.dumps({"stage": stage, "version": CODE_VERSION[stage], "settings": settings,
-                          "upstream": upstream or {}}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def content_key(stage: str, version: int, settings: dict[str, Any], upstream: dict[str, str] | None = None) -> str:
+    """A short stable hash of a stage's settings, its code version and its upstream stage keys."""
+    return digest({"stage": stage, "version": version, "settings": settings, "upstream": upstream or {}})
 
 
 @dataclass(frozen=True)
@@ -80,7 +61,7 @@ def _verified(folder: Path) -> bool:
         manifest = json.loads(done.read_text())
         for name, meta in manifest["files"].items():
             p = folder / name
-            if not p.is_file() or p.stat().st_size != meta["size"] or _sha256(p) != meta["sha256"]:
+            if not p.is_file() or p.stat().st_size != meta["size"] or sha256_file(p) != meta["sha256"]:
                 return False
     except (OSError, ValueError, KeyError, TypeError):
         return False
@@ -91,7 +72,7 @@ class StageCache:
     """Content-addressed, verified, lock-protected stage outputs under `root`, optionally mirrored
     to `remote` under `remote_prefix`/<stage>/<key>/."""
 
-    def __init__(self, root: Path, remote: Remote | None = None, remote_prefix: str = "cache"):
+    def __init__(self, root: Path, remote: Remote = NO_REMOTE, remote_prefix: str = "cache"):
         self.root = Path(root)
         self.remote = remote
         self.remote_prefix = remote_prefix
@@ -108,19 +89,18 @@ class StageCache:
 
     def lookup(self, stage: str, key: str) -> bool:
         """True when the entry is complete here, after fetching it from the remote on a local miss."""
-        return self.is_complete(stage, key) or (self.remote is not None and self._fetch(stage, key))
+        return self.is_complete(stage, key) or self._fetch(stage, key)
 
     def has_files(self, stage: str, key: str) -> bool:
         """Cheap check (no hashing) for planning: DONE.json exists here or on the remote."""
         if (self.entry(stage, key).path / "DONE.json").is_file():
             return True
-        return self.remote is not None and self.remote.exists(f"{self.remote_rel(stage, key)}/DONE.json")
+        return self.remote.exists(f"{self.remote_rel(stage, key)}/DONE.json")
 
     def _fetch(self, stage: str, key: str) -> bool:
         """Download the remote entry, verify it, rename it into place; False (nothing changed here)
         when the remote has no DONE.json or its files do not match it. Network errors propagate:
         a store that cannot be read must not silently turn into recomputing everything."""
-        from harness.storage import check_relative
         rel = self.remote_rel(stage, key)
         manifest_bytes = self.remote.read_bytes(f"{rel}/DONE.json")
         if manifest_bytes is None:
@@ -178,10 +158,10 @@ class StageCache:
             files = {}
             for p in sorted(tmp.rglob("*")):
                 if p.is_file():
-                    files[str(p.relative_to(tmp))] = {"size": p.stat().st_size, "sha256": _sha256(p)}
+                    files[str(p.relative_to(tmp))] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
             manifest = {"stage": stage, "key": key, "files": files, "meta": meta or {}, "created": time.time()}
-            _write_text_atomic(tmp / "DONE.json", json.dumps(manifest, indent=1, default=str))
-            if self.remote is not None:
+            atomic_write(tmp / "DONE.json", json.dumps(manifest, indent=1, default=str))
+            if self.remote:
                 # Upload before the local rename: a failed upload fails the commit, so a retry on
                 # this node recomputes and uploads instead of finding a local-only entry. The old
                 # DONE.json goes first, so while the files are replaced the entry reads as absent.
@@ -195,29 +175,3 @@ class StageCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return entry
-
-    def discard(self, stage: str, key: str) -> None:
-        shutil.rmtree(self.entry(stage, key).path, ignore_errors=True)
-
-    def meta(self, stage: str, key: str) -> dict:
-        return json.loads((self.entry(stage, key).path / "DONE.json").read_text()).get("meta", {})
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def save_torch(obj: Any, path: Path) -> None:
-    """torch.save through a buffer so a crash never leaves a half-written file at `path`."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
-
-
-def load_torch(path: Path) -> Any:
-    """Checkpoints are tensors, numbers, strings and containers only: weights_only=True."""
-    return torch.load(path, map_location="cpu", weights_only=True)

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.record import SPLITS, Corpus, DataError, SignSequence
-from harness.data.sources import (
+from harness.data.canonical import (
     BODY, FACE, V, empty_frames, find_sentence_table, finite_or_error, make_sequence, put_hand,
     put_points, read_sentence_table, split_dirs,
 )
+from harness.data.record import SPLITS, Corpus, DataError, SignSequence
 from models.layout import BODY_NAMES, CANONICAL, DLIB_FACE, MEDIAPIPE_FACE
 
 OWN_COMPONENT = "UNIGLOR73"

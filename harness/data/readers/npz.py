@@ -90,7 +90,7 @@ def write_npz(corpus: Corpus, path: Path, compress: bool = True) -> None:
 
 def _get(archive, key: str, path: Path) -> np.ndarray:
     if key not in archive.files:
-        raise DataError(f"{path}: key {key!r} missing; expected the {FORMAT} schema (harness/data/readers_npz.py)")
+        raise DataError(f"{path}: key {key!r} missing; expected the {FORMAT} schema (harness/data/readers/npz.py)")
     return archive[key]
 
 

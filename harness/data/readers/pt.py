@@ -1,5 +1,6 @@
 """Progressive Transformers PHOENIX14T skeletons (Saunders et al. 2020) -> canonical layout
-(paper section 4.2 "Keypoint Processing"; the format is described in /work/shared/data/SOURCES.md).
+(paper section 4.2 "Keypoint Processing"), in the text format the Progressive Transformers repository
+(BenSaunders27/ProgressiveTransformersSLP) publishes them in.
 
 A directory holds parallel files per split, one line per sequence:
   <split>.skels  all frames on one line: per frame 150 values (50 joints x (x, y, z)) + a counter t/T
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data.canonical import BODY, HANDS, empty_frames, make_sequence, put_hand, put_points
 from harness.data.record import SPLITS, Corpus, DataError, SignSequence
-from harness.data.sources import BODY, HANDS, empty_frames, make_sequence, put_hand, put_points
 
 PT_JOINTS = 50
 PT_FRAME = PT_JOINTS * 3 + 1  # 150 coordinates + the counter value

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.record import SPLITS, Corpus, DataError, SignSequence
-from harness.data.sources import (
+from harness.data.canonical import (
     BODY, FACE, empty_frames, find_sentence_table, make_sequence, put_hand, put_points,
     read_sentence_table, split_dirs,
 )
+from harness.data.record import SPLITS, Corpus, DataError, SignSequence
 from models.layout import DLIB_FACE
 
 _KEYS = {  # JSON key -> number of points (x, y, c triplets)

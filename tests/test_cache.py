@@ -1,12 +1,14 @@
-"""The stage cache: complete-or-absent entries, verification, one writer (DESIGN.md, issue 4 section 1)."""
+"""The stage cache: content keys, complete-or-absent entries, verification, one writer."""
 
+import json
 import multiprocessing as mp
 import time
 from pathlib import Path
 
 import pytest
 
-from harness.stages import StageCache, content_key, load_torch, save_torch
+from harness.cache import StageCache, content_key
+from harness.io import load_torch, save_torch
 
 
 def _write(folder: Path) -> None:
@@ -15,11 +17,12 @@ def _write(folder: Path) -> None:
 
 
 def test_content_key_depends_on_settings_and_upstream_only():
-    a = content_key("pretrain", {"window": 15, "mask_ratio": 0.25}, {"prepare": "p1"})
-    assert a == content_key("pretrain", {"mask_ratio": 0.25, "window": 15}, {"prepare": "p1"})  # order-free
-    assert a != content_key("pretrain", {"window": 15, "mask_ratio": 0.5}, {"prepare": "p1"})
-    assert a != content_key("pretrain", {"window": 15, "mask_ratio": 0.25}, {"prepare": "p2"})
-    assert a != content_key("embed", {"window": 15, "mask_ratio": 0.25}, {"prepare": "p1"})
+    a = content_key("pretrain", 1, {"window": 15, "mask_ratio": 0.25}, {"prepare": "p1"})
+    assert a == content_key("pretrain", 1, {"mask_ratio": 0.25, "window": 15}, {"prepare": "p1"})  # order-free
+    assert a != content_key("pretrain", 1, {"window": 15, "mask_ratio": 0.5}, {"prepare": "p1"})
+    assert a != content_key("pretrain", 1, {"window": 15, "mask_ratio": 0.25}, {"prepare": "p2"})
+    assert a != content_key("embed", 1, {"window": 15, "mask_ratio": 0.25}, {"prepare": "p1"})
+    assert a != content_key("pretrain", 2, {"window": 15, "mask_ratio": 0.25}, {"prepare": "p1"})  # code version
 
 
 def test_committed_entry_is_complete_and_loads(tmp_path):
@@ -28,7 +31,7 @@ def test_committed_entry_is_complete_and_loads(tmp_path):
     cache.commit("pretrain", "k", _write, {"seconds": 1.5})
     assert cache.is_complete("pretrain", "k")
     assert load_torch(cache.entry("pretrain", "k").file("model.pt")) == {"x": list(range(100))}
-    assert cache.meta("pretrain", "k") == {"seconds": 1.5}
+    assert json.loads(cache.entry("pretrain", "k").file("DONE.json").read_text())["meta"] == {"seconds": 1.5}
     assert not list((tmp_path / "pretrain").glob(".tmp-*"))  # no temporary folder left behind
 
 

@@ -1,0 +1,75 @@
+"""A data source spec resolved against the experiment config, and what every stage asks of a corpus.
+
+`harness.data` reads sources without knowing the config (it must stay usable on its own); here a
+spec meets the config: the synthetic generator's parameters, the source's identity for cache keys,
+loading and preprocessing (appendix B.1), and the checks a prepared corpus gets. The prepare stage,
+the drivers' check before any trial, pretraining's extra source and `python -m harness.inspect_data`
+all go through these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from harness.config import ConfigError, ExperimentConfig, load_profile
+from harness.data.prepare import preprocess_corpus
+from harness.data.record import Corpus, DataError, SignSequence
+from harness.data.sources import Source, load_source, parse_source, source_files
+
+
+def synth_params(source: Source, cfg: ExperimentConfig) -> dict:
+    """The generator's parameters of a synthetic source: `synth` and `synth@SEED` take this
+    config's `data.synth` (with another seed), `synth:PROFILE` that profile's."""
+    if source.profile:
+        try:
+            params = dataclasses.asdict(load_profile(source.profile).data.synth)
+        except ConfigError as err:
+            raise DataError(f"source {source.spec}: {err}") from None
+    else:
+        params = dataclasses.asdict(cfg.data.synth)
+    if source.seed is not None:
+        params["seed"] = source.seed
+    return params
+
+
+def source_identity(spec: str, cfg: ExperimentConfig) -> dict:
+    """What a source's content depends on: the generator's parameters, or the files' sizes and times."""
+    source = parse_source(spec)
+    if source.kind == "synth":
+        return {"synth": synth_params(source, cfg)}
+    files = []
+    for path in source_files(source):
+        st = path.stat()
+        files.append((str(path.resolve()), st.st_size, int(st.st_mtime)))
+    return {"spec": spec, "files": sorted(files)}
+
+
+def load_raw(spec: str, cfg: ExperimentConfig, problems: list[str] | None = None) -> Corpus:
+    source = parse_source(spec)
+    params = synth_params(source, cfg) if source.kind == "synth" else None
+    return load_source(source, params, problems)
+
+
+def prepare_corpus(spec: str, cfg: ExperimentConfig) -> tuple[Corpus, dict]:
+    """Load and preprocess a source: the corpus and the per-split report `inspect` prints."""
+    return preprocess_corpus(load_raw(spec, cfg), cfg.data.noise_threshold)
+
+
+def check_window(corpus: Corpus, window: int, source: str) -> None:
+    """A window longer than the shortest sequence is a user error, named with the sequence."""
+    for split, seqs in corpus.items():
+        if not seqs:
+            continue
+        shortest = min(seqs, key=lambda s: s.num_frames)
+        if shortest.num_frames < window:
+            raise ConfigError(
+                f"pretrain.window ({window}) is longer than the shortest {split} sequence of {source} "
+                f"({shortest.name}: {shortest.num_frames} frames after preprocessing); use a smaller window")
+
+
+def present_points(seqs: list[SignSequence]) -> np.ndarray:
+    """(V,) bool: points present in at least half the frames of a split (e.g. no face in PHOENIX14T)."""
+    masks = np.concatenate([s.mask for s in seqs], axis=0)  # (sum T, V)
+    return masks.mean(axis=0) >= 0.5

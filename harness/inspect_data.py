@@ -1,0 +1,103 @@
+"""`python -m harness.inspect_data SOURCE`: what a keypoint source holds before and after the
+preprocessing of paper appendix B.1 (frame counts, dropped frames, parts present, coordinate
+ranges, problems), through the prepare stage's own code: the same source resolution and loading
+(harness.stages.prepare) and the same per-split preprocessing (harness.data.prepare).
+
+Unlike a trial it does not stop at an empty split, so it can show why a trial did. A user error
+prints one line "error: ..." to stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from harness.cli import run_cli
+from harness.config import ExperimentConfig, load_profile
+from harness.data.prepare import prepare_splits
+from harness.data.record import SPLITS, DataError
+from harness.datasource import load_raw
+
+# The config inspect reads a source with: `synth` and `synth@SEED` take its data.synth settings, and
+# its data.noise_threshold is the default threshold (this profile is the field defaults).
+PROFILE = "default"
+
+
+def _stats(counts: list[int]) -> str:
+    if not counts:
+        return "-"
+    return f"{sum(counts)} (min {min(counts)}, max {max(counts)}, mean {sum(counts) / len(counts):.1f})"
+
+
+def format_report(doc: dict) -> str:
+    """The human-readable report of inspect(): a header, then one block per split."""
+    lines = [f"source: {doc['source']}",
+             f"noise threshold: {doc['params']['noise_threshold']} shoulder lengths, "
+             f"min frames: {doc['params']['min_frames']}"]
+    for problem in doc["problems"]:
+        lines.append(f"problem: {problem}")
+    for split, r in doc["splits"].items():
+        lines.append(f"[{split}] sequences: {r['sequences']} kept of {r['sequences_raw']}")
+        if not r["sequences_raw"]:
+            continue
+        lines.append(f"  frames raw: {_stats(r['frames_raw'])}")
+        lines.append(f"  frames kept: {_stats(r['frames'])}")
+        lines.append(f"  dropped frames: {r['dropped_frames']} "
+                     f"(noisy {r['dropped_noisy_frames']}, empty {r['dropped_empty_frames']})")
+        lines.append(f"  skipped: {r['skipped_short']} short, {r['skipped_unnormalizable']} without shoulders")
+        parts = ", ".join(f"{p} {v['frames']:.0%} of frames ({v['points']:.0%} of points)"
+                          for p, v in r["parts_present"].items())
+        lines.append(f"  parts present: {parts}")
+        lines.append(f"  coords: C = {'/'.join(map(str, r['coords']))}")
+        lines.append(f"  range raw: {r['range_raw']}")
+        lines.append(f"  range normalized: {r['range']}")
+        for problem in r["problems"][:10]:
+            lines.append(f"  problem: {problem}")
+        if len(r["problems"]) > 10:
+            lines.append(f"  ... {len(r['problems']) - 10} more problems")
+    return "\n".join(lines)
+
+
+def inspect(spec: str, cfg: ExperimentConfig, *, noise_threshold: float, min_frames: int) -> dict:
+    """Load and preprocess a source as a trial of cfg would; the report as one JSON-ready dict:
+    source, params (noise threshold, min_frames), problems (reader and corpus-wide) and splits
+    (split -> split report)."""
+    if min_frames < 1:
+        raise DataError(f"min_frames is {min_frames}; expected at least 1")
+    if not noise_threshold > 0:
+        raise DataError(f"noise_threshold is {noise_threshold}; expected a positive number of shoulder lengths")
+    problems: list[str] = []
+    corpus, report = prepare_splits(load_raw(spec, cfg, problems), noise_threshold=noise_threshold,
+                                    min_frames=min_frames)
+    splits = {split: report[split] for split in SPLITS}
+    total_raw = sum(r["sequences_raw"] for r in splits.values())
+    if total_raw and not any(corpus.values()):
+        raise DataError(
+            f"source {spec!r}: all {total_raw} sequences were skipped ("
+            + ", ".join(f"{s}: {r['skipped_short']} short, {r['skipped_unnormalizable']} without shoulders"
+                        for s, r in splits.items())
+            + f"); expected at least one with both shoulders and >= {min_frames} frames"
+        )
+    return {"source": spec, "params": {"noise_threshold": float(noise_threshold), "min_frames": int(min_frames)},
+            "problems": problems + report["problems"], "splits": splits}
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = load_profile(PROFILE)
+    parser = argparse.ArgumentParser(prog="python -m harness.inspect_data", description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", help="synth | synth@SEED | synth:PROFILE | pt:DIR | openpose:DIR | "
+                                       "pose:FILE_OR_DIR | npz:FILE")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--noise-threshold", type=float, default=cfg.data.noise_threshold,
+                        help=f"noisy-frame threshold in shoulder lengths (default {cfg.data.noise_threshold})")
+    parser.add_argument("--min-frames", type=int, default=1,
+                        help="skip sequences shorter than this after preprocessing (default 1)")
+    args = parser.parse_args(argv)
+    doc = inspect(args.source, cfg, noise_threshold=args.noise_threshold, min_frames=args.min_frames)
+    print(json.dumps(doc) if args.json else format_report(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

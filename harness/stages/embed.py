@@ -1,0 +1,67 @@
+"""The embed stage (section 3.4): every sequence cut into sliding windows, each through the frozen
+SignMAE encoder: Z, N = floor((T - w) / s) + 1 gloss-level representations per sequence.
+
+Sign-to-text reads Z at `embed.stride`; text-to-sign learns to produce Z at stride = window
+(non-overlapping segments that its frozen decoder renders back to frames, section 4.2). The two are
+the same computation with another stride, so both are entries of one cache folder.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.config import ExperimentConfig
+from harness.data.datasets import sliding_windows
+from harness.io import load_torch, save_torch
+from harness.stages.base import Stage, StageContext
+
+# Windows per encoder call: large enough that per-call overhead is small next to the arithmetic.
+CHUNK = 512
+
+
+def embed(ctx: StageContext, stride: int) -> dict[str, list[torch.Tensor]]:
+    """Z for every sequence of every split: split -> [(N_i, D)]."""
+    encoder = ctx.inputs["pretrain"].model
+    device = ctx.runtime.device
+    window = ctx.cfg.pretrain.window
+    out: dict[str, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for split, seqs in ctx.inputs["prepare"].corpus.items():
+            windows, masks, counts = [], [], []
+            for seq in seqs:
+                win, wmask = sliding_windows(torch.from_numpy(seq.keypoints), torch.from_numpy(seq.mask),
+                                             window, stride)  # (N, w, V, C), (N, w, V)
+                windows.append(win)
+                masks.append(wmask)
+                counts.append(win.shape[0])
+            flat, flat_mask = torch.cat(windows), torch.cat(masks)  # (sum N, w, V, C), (sum N, w, V)
+            z = torch.cat([encoder.encode(flat[i:i + CHUNK].to(device), flat_mask[i:i + CHUNK].to(device)).cpu()
+                           for i in range(0, flat.shape[0], CHUNK)])  # (sum N, D)
+            out[split] = list(torch.split(z, counts))
+    return out
+
+
+def _save(out: dict, folder) -> None:
+    save_torch(out, folder / "z.pt")
+
+
+def _load(folder) -> dict:
+    return load_torch(folder / "z.pt")
+
+
+def _stage(name: str, stride) -> Stage:
+    return Stage(name=name, needs=("prepare", "pretrain"), folder="embed",
+                 settings=lambda cfg: {"stride": stride(cfg)}, run=lambda ctx: embed(ctx, stride(ctx.cfg)),
+                 save=_save, load=_load)
+
+
+def sign2text_stride(cfg: ExperimentConfig) -> int:
+    return cfg.embed.stride
+
+
+def text2sign_stride(cfg: ExperimentConfig) -> int:
+    return cfg.pretrain.window  # non-overlapping segments (section 4.2)
+
+
+EMBED = _stage("embed", sign2text_stride)
+EMBED_T2S = _stage("embed_t2s", text2sign_stride)

@@ -1,0 +1,52 @@
+"""The prepare stage (appendix B.1): a data source read into the canonical layout and preprocessed.
+
+Its cache key is the source's identity (the synthetic corpus's parameters, or every file's path,
+size and modification time) and the noise threshold; `harness.datasource` does the reading, for
+this stage and for `python -m harness.inspect_data` alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config import ExperimentConfig
+from harness.data.datasets import Vocabulary
+from harness.data.readers.npz import read_npz, write_npz
+from harness.data.record import Corpus
+from harness.datasource import check_window, prepare_corpus, source_identity
+from harness.stages.base import Stage, StageContext
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What downstream stages get: the corpus, the vocabulary of its training texts, and C."""
+
+    corpus: Corpus
+    vocab: Vocabulary
+    num_coords: int
+
+
+def settings(cfg: ExperimentConfig) -> dict:
+    return {"source": source_identity(cfg.data.source, cfg), "noise_threshold": cfg.data.noise_threshold}
+
+
+def _save(out: tuple[Corpus, dict], folder: Path) -> None:
+    corpus, report = out
+    write_npz(corpus, folder / "corpus.npz")
+    (folder / "report.json").write_text(json.dumps(report))
+
+
+def _ready(ctx: StageContext, corpus: Corpus) -> Prepared:
+    check_window(corpus, ctx.cfg.pretrain.window, ctx.cfg.data.source)
+    return Prepared(corpus, Vocabulary.build([s.text for s in corpus["train"]]),
+                    int(corpus["train"][0].keypoints.shape[-1]))
+
+
+PREPARE = Stage(
+    name="prepare", needs=(), settings=settings,
+    run=lambda ctx: prepare_corpus(ctx.cfg.data.source, ctx.cfg),
+    save=_save, load=lambda folder: read_npz(folder / "corpus.npz"), ready=_ready,
+    # A trial always sees exactly the cached arrays, whether it computed them or not.
+    reload=True, reported=False)

@@ -1,0 +1,189 @@
+"""An ablation as one Ray Tune experiment: a grid of variants x seeds, then the paper's table (section 6).
+
+What differs from a search is only the grid: every trial is planned here, a finished trial (its
+result file matches its config) is not rerun, and the rows are built from the trials' test results
+by `harness.report`. The trial itself is `tune.driver.train_driver_fn`, as for a search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from harness import report, storage, tracking
+from harness.ablation import AblationSpec, variant_config
+from harness.cache import StageCache
+from harness.config import ConfigError, ExperimentConfig
+from harness.results import ResultsLayout, TrialResult, TrialSpec, config_key
+from harness.stages import CACHE_FOLDERS, STAGES, stage_keys
+from harness.tune.driver import train_driver_fn
+from harness.tune.invocation import Invocation
+from harness.tune.live_view import LiveView
+from harness.tune.session import concurrency, describe, ray_session
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    variant: str
+    seed: int
+    cfg: ExperimentConfig
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant}-seed{self.seed}"
+
+
+def plan_trials(spec: AblationSpec, profile: str | None, seeds: int, overrides: dict[str, Any],
+                compute: dict[str, Any], only: list[str] | None = None) -> list[TrialPlan]:
+    for variant in only or []:
+        if variant not in spec.variants:
+            raise ConfigError(f"--only {variant}: not a variant of {spec.name} (one of {', '.join(spec.variants)})")
+    return [TrialPlan(variant, seed, variant_config(spec, variant, profile, {**overrides, **compute}, seed))
+            for variant in spec.variants if not only or variant in only for seed in range(seeds)]
+
+
+def plan_stages(trials: list[TrialPlan], tasks: tuple[str, ...], results: Path,
+                remote: storage.Remote | storage.NoRemote = storage.NO_REMOTE) -> dict[str, dict[str, int]]:
+    """Per cache folder: how many distinct computations the trials need and how many are cached
+    (here or on the remote)."""
+    cache = StageCache(ResultsLayout(results).cache, remote)
+    distinct: dict[str, set[str]] = {folder: set() for folder in CACHE_FOLDERS}
+    for trial in trials:
+        for name, key in stage_keys(trial.cfg, tasks).items():
+            distinct[STAGES[name].cache_folder].add(key)
+    return {s: {"distinct": len(keys), "cached": sum(cache.has_files(s, k) for k in keys)}
+            for s, keys in distinct.items() if keys}
+
+
+def _finished(inv: Invocation, t: TrialPlan) -> bool:
+    """A result file of this trial's config, here or (with --storage, from an earlier run
+    elsewhere) on the remote."""
+    path = inv.layout.trial_result(inv.name, t.key)
+
+    def here() -> bool:
+        result = TrialResult.read(path)
+        return result is not None and result.config_key == config_key(t.cfg)
+    return here() or (storage.pull_trial_result(inv.remote, inv.results, inv.name, t.key) and here())
+
+
+def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_uri: str, address: str | None,
+        max_concurrent: int | None, resume: bool, command: str, say=print,
+        remote: storage.Remote | storage.NoRemote = storage.NO_REMOTE) -> dict:
+    inv = Invocation(spec.name, f"ablation-{spec.name}", results.resolve(), tracking_uri, remote, say)
+    inv.read_state()
+    inv.check_data([(t.cfg, t.cfg.pretrain.window) for t in trials])
+    corpus_name = trials[0].cfg.data.source
+    resumed = inv.start(resume, tags={
+        "command": command, "profile": trials[0].cfg.profile, "corpus": corpus_name,
+        "synthetic_corpus": str(corpus_name.startswith("synth")), "ablation": spec.name,
+        "reproduces": spec.reproduces, "question": spec.question})
+    if resumed:
+        say(f"resuming {spec.name}: MLflow run {inv.parent}")
+    else:
+        for t in trials:  # a fresh invocation recomputes results (the stage cache still skips work)
+            inv.layout.trial_result(spec.name, t.key).unlink(missing_ok=True)
+            remote.delete_file(f"{storage.trial_rel(spec.name, t.key)}.json")
+    inv.write_state(trials=[t.key for t in trials])
+
+    todo = [t for t in trials if not _finished(inv, t)]
+    if len(todo) < len(trials):
+        say(f"{len(trials) - len(todo)} of {len(trials)} trials already finished; running {len(todo)}")
+    if todo:
+        _tune(spec, todo, inv, address, max_concurrent)
+        # The trials ran on any node: their results, logs and pending MLflow queues are on the
+        # remote. A result there is the last writer's (the trial driver's, with its wall time).
+        for t in todo:
+            storage.pull_trial_result(remote, inv.results, spec.name, t.key)
+    storage.pull_trials(remote, inv.results, spec.name, [t.key for t in trials], results_too=False)
+    return _table(spec, trials, inv)
+
+
+def _tune(spec: AblationSpec, todo: list[TrialPlan], inv: Invocation, address: str | None,
+          max_concurrent: int | None) -> None:
+    first = todo[0].cfg.compute
+    with ray_session(address) as started:
+        inv.check_capacity(first, started)
+        concurrent = concurrency(first, started, max_concurrent)
+        ray_storage = inv.ray_storage("ray")
+        grid = [TrialSpec(cfg=t.cfg, tasks=spec.tasks, key=t.key, variant=t.variant, folder=spec.name,
+                          results=str(inv.results), tracking_uri=inv.tracking_uri, experiment_id=inv.experiment_id,
+                          parent_run_id=inv.parent, run_prefix=f"{spec.name}-{inv.invocation}",
+                          ray_storage=ray_storage, storage_uri=inv.remote.uri,
+                          tags={"variant": t.variant, "seed": str(t.seed), "ablation": spec.name}).to_tune()["spec"]
+                for t in todo]
+        inv.say(f"{spec.name}: {len(todo)} trials, up to {concurrent} at a time ({describe(first)})")
+        tuner = tune.Tuner(
+            tune.with_resources(train_driver_fn, {"CPU": 0.01}),
+            param_space={"spec": tune.grid_search(grid)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=False),
+            run_config=tune.RunConfig(name=f"{spec.name}-{inv.invocation}", storage_path=ray_storage,
+                                      failure_config=tune.FailureConfig(max_failures=1), verbose=0,
+                                      callbacks=[LiveView(len(todo), spec.tasks)]),
+        )
+        tuner.fit()
+
+
+def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict:
+    """The paper's table from the finished trials' test results, logged to the parent run."""
+    say, out_dir = inv.say, inv.layout.folder(spec.name)
+    finished = {t.key: TrialResult.read(inv.layout.trial_result(spec.name, t.key))
+                for t in trials if _finished(inv, t)}
+    missing = [t.key for t in trials if t.key not in finished]
+    rows_in = [{"variant": t.variant, "seed": t.seed, "task": task,
+                "metrics": finished[t.key].tasks[task].test.metrics,
+                "hypotheses": finished[t.key].tasks[task].test.hypotheses,
+                "references": finished[t.key].tasks[task].test.references}
+               for t in trials if t.key in finished for task in spec.tasks]
+    table: dict[str, Any] = {"missing": missing}
+    walls = [(r.trial_wall_s, r.seconds) for r in finished.values() if r.trial_wall_s and r.seconds]
+    if walls:
+        total_wall, total_stages = sum(w for w, _ in walls), sum(s for _, s in walls)
+        table["overhead"] = {"trials": len(walls), "trial_wall_s": round(total_wall, 1),
+                             "stages_s": round(total_stages, 1), "ratio": round(total_wall / total_stages, 3)}
+        say(f"orchestration overhead: {total_wall:.0f} s of trial wall time for {total_stages:.0f} s of stage work "
+            f"({total_wall / total_stages:.2f}x)")
+    files: list[Path] = []
+    if rows_in:
+        corpus_name = trials[0].cfg.data.source
+        rows = report.build_table(rows_in, list(spec.variants), spec.baseline)
+        seeds = sorted({t.seed for t in trials})
+        footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
+                                    corpus_name.startswith("synth"), baseline=spec.baseline)
+        title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
+        markdown = report.write_table(rows, out_dir, title, footer, baseline=spec.baseline)
+        files = [out_dir / "table.md", out_dir / "table.csv"]
+        if spec.curve:
+            png = out_dir / "curve.png"
+            report.plot_curve(rows, spec.curve["x"], "bleu4", "sign2text", png,
+                              f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})",
+                              x_label=spec.curve.get("xlabel", "x"))
+            files.append(png)
+        table.update({"rows": rows, "markdown": markdown, "files": [str(f) for f in files]})
+    # The tables are on disk; a tracking server lost by now is reported, not a traceback, and
+    # `--resume` (server back) replays the trials' queued logs and logs the table.
+    try:
+        pending = inv.replay_pending()
+        # A trial whose result file exists is done; a driver (or trial actor) killed between that
+        # file and the run's end status left its run RUNNING: close it (it will not be rerun).
+        for key in finished:
+            run_id = tracking.find_trial_run(inv.tracking_uri, inv.experiment_id, inv.parent, key)
+            if run_id and tracking.run_status(inv.tracking_uri, run_id) == "RUNNING":
+                tracking.set_terminated(inv.tracking_uri, run_id, "FINISHED")
+        if rows_in:
+            tracking.log_table(inv.tracking_uri, inv.parent, table["rows"], "table.json")
+            for f in files:
+                tracking.log_artifact(inv.tracking_uri, inv.parent, f)
+        inv.close_parent("FAILED" if missing else "FINISHED")
+        if pending:
+            table["tracking_error"] = (f"{pending} trial log entries could not be sent to {inv.tracking_uri}; they "
+                                       f"wait under {out_dir / 'trials'}/*/pending")
+    except tracking.ERRORS as exc:
+        table["tracking_error"] = f"{inv.tracking_reason(exc)}; the table was not logged to MLflow"
+    error = inv.publish([t.key for t in trials], [inv.state_path] + files)
+    if error:
+        table["storage_error"] = error
+    table["parent_run_id"] = inv.parent
+    return table

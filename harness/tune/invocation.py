@@ -1,0 +1,150 @@
+"""One invocation of `run_ablation.py` or `run_search.py`: what both drivers do around their Tuner.
+
+RESULTS/<name>/state.json names the invocation's MLflow parent run, so `--resume` continues it; a
+fresh invocation closes the runs an unfinished earlier one left RUNNING. The data is prepared once
+in the driver, before any trial: a bad file or a window longer than a sequence fails in one line,
+not inside every trial. At the end the trials' queued MLflow logs are replayed and the results
+folder is mirrored to `--storage`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import storage, tracking
+from harness.cache import StageCache
+from harness.config import ComputeConfig, ConfigError, ExperimentConfig
+from harness.io import atomic_write
+from harness.loop import Runtime
+from harness.pipeline import prepare_source
+from harness.results import ResultsLayout
+from harness.datasource import check_window
+from harness.tune.session import check_capacity
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=_REPO)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=_REPO).stdout.strip()
+        return (out.stdout.strip() or "unknown") + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class Invocation:
+    name: str  # the folder under RESULTS: "apw", "search/sign2text"
+    experiment: str  # the MLflow experiment: "ablation-apw", "search-sign2text"
+    results: Path
+    tracking_uri: str
+    remote: storage.Remote | storage.NoRemote
+    say: Callable[[str], None] = print
+    state: dict[str, Any] = field(default_factory=dict)  # the previous invocation's, until `start`
+    experiment_id: str = ""
+    parent: str = ""
+    invocation: str = ""  # its timestamp: Tune and Train run names carry it
+    commit: str = ""  # the code's git commit, in the parent run's tags and the tables' footers
+
+    @property
+    def layout(self) -> ResultsLayout:
+        return ResultsLayout(self.results)
+
+    @property
+    def state_path(self) -> Path:
+        return self.layout.state(self.name)
+
+    @property
+    def cache(self) -> StageCache:
+        return StageCache(self.layout.cache, self.remote)
+
+    def read_state(self, pull: bool = True) -> dict[str, Any]:
+        """The last invocation's state: here or, with `pull`, on the remote (a --resume from another
+        node; a search's study lives on one node only, so its state is not pulled)."""
+        path = self.state_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if pull and not path.is_file():
+            self.remote.download_file(f"{self.name}/state.json", path)
+        self.state = json.loads(path.read_text()) if path.is_file() else {}
+        return self.state
+
+    def check_data(self, checks: list[tuple[ExperimentConfig, int]]) -> None:
+        """Prepare each distinct data config once and check each window against it."""
+        corpora: dict[str, Any] = {}
+        for cfg, window in checks:
+            ident = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True)
+            if ident not in corpora:
+                corpora[ident] = prepare_source(cfg.data.source, cfg, self.cache, Runtime(say=self.say))
+            check_window(corpora[ident], window, cfg.data.source)
+
+    @property
+    def same_store(self) -> bool:
+        return bool(self.state.get("parent_run_id")) and self.state.get("tracking_uri") == self.tracking_uri
+
+    def start(self, resume: bool, tags: dict[str, Any], keep_on_resume: set[str] | None = None) -> bool:
+        """The parent run: the last one's on `--resume` (True), else a new one (False). A new one first
+        closes what an unfinished earlier invocation left RUNNING. `keep_on_resume`: on resume, also
+        close that invocation's RUNNING trial runs except these (None: leave them)."""
+        uri = self.tracking_uri
+        self.commit = git_commit()
+        self.experiment_id = tracking.ensure_experiment(uri, self.experiment,
+                                                        storage.artifact_root(self.results, uri, self.remote))
+        if resume and self.same_store:
+            self.parent = self.state["parent_run_id"]
+            tracking.resume_parent(uri, self.parent)
+            if keep_on_resume is not None:
+                tracking.close_dangling(uri, self.experiment_id, self.parent, keep=keep_on_resume)
+            self.invocation = self.state["invocation"]
+            return True
+        if self.same_store:
+            tracking.close_dangling(uri, self.state["experiment_id"], self.state["parent_run_id"], keep=set())
+        self.invocation = time.strftime("%Y%m%d-%H%M%S")
+        self.parent = tracking.start_parent(uri, self.experiment_id, f"{self.name.split('/')[-1]} {self.invocation}",
+                                            tags={**tags, "git_commit": self.commit})
+        return False
+
+    def write_state(self, **extra: Any) -> None:
+        self.state = {"parent_run_id": self.parent, "experiment_id": self.experiment_id,
+                      "tracking_uri": self.tracking_uri, "invocation": self.invocation, **extra}
+        atomic_write(self.state_path, json.dumps(self.state, indent=1))
+        self.remote.upload_file(self.state_path, f"{self.name}/state.json")
+
+    def ray_storage(self, rel: str) -> str:
+        """Ray Tune's and Train's storage_path: URI/rel with --storage (Train checkpoints must be
+        where every node reaches them), else RESULTS/rel."""
+        return storage.ray_storage(self.remote, self.results, rel)
+
+    def check_capacity(self, compute: ComputeConfig, started: bool) -> None:
+        """A trial worker no node can hold: on our own Ray, the parent run ends FAILED and one line."""
+        try:
+            check_capacity(compute, started, self.say)
+        except ConfigError:
+            self.close_parent("FAILED")
+            raise
+
+    def close_parent(self, status: str) -> None:
+        tracking.set_terminated(self.tracking_uri, self.parent, status)
+
+    def replay_pending(self) -> int:
+        """Log what trials queued while the tracking store was away; the entries still not logged."""
+        return tracking.replay_pending(self.results, self.name, self.tracking_uri)
+
+    def tracking_reason(self, exc: BaseException) -> str:
+        """One line for a tracking store that failed: the probe's says why better than MLflow's retry."""
+        try:
+            tracking.check_reachable(self.tracking_uri, timeout_s=2.0)
+            return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        except tracking.TrackingError as probe:
+            return str(probe)
+
+    def publish(self, keys: list[str], files: list) -> str | None:
+        return storage.publish(self.remote, self.results, self.name, keys, files)

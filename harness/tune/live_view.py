@@ -1,0 +1,70 @@
+"""The terminal view of a running study: one line per change, with each trial's stage and ETA."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ray.tune import Callback
+
+# The stages a trial reports epochs of, in the order it runs them (for the progress fraction).
+_PROGRESS_ORDER = ("pretrain", "sign2text", "backtranslator", "text2sign")
+
+
+def progress(stage: str, epoch: int, epochs: int, tasks: tuple[str, ...]) -> float:
+    order = [s for s in _PROGRESS_ORDER
+             if s == "pretrain" or s in tasks or (s == "backtranslator" and "text2sign" in tasks)]
+    if stage == "done":
+        return 1.0
+    if stage not in order:
+        return 0.0
+    return (order.index(stage) + (epoch / max(epochs, 1))) / len(order)
+
+
+def trial_key(config: dict) -> str:
+    """The key of a Tune trial's config: Optuna's for a search trial, the spec's for an ablation's."""
+    return config["trial"]["key"] if "trial" in config else config["spec"]["key"]
+
+
+class LiveView(Callback):
+    """One line per change: each trial's stage, epoch and latest metric, trials done, ETA."""
+
+    def __init__(self, total: int, tasks: tuple[str, ...], stream=None):
+        self.total, self.tasks, self.stream = total, tuple(tasks), stream or sys.stdout
+        self.start = time.time()
+        self.state: dict[str, dict] = {}
+        self.done = 0
+        self.last_print = 0.0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        stage = str(result.get("stage", "?"))
+        epoch, epochs = int(result.get("epoch", 0) or 0), int(result.get("epochs", 0) or 0)
+        metric = next(((k, v) for k, v in result.items() if isinstance(k, str) and k.startswith(stage + "/")
+                       and ("dev_" in k or "loss" in k) and isinstance(v, (int, float))), None)
+        key = trial_key(trial.config)
+        self.state[key] = {"stage": stage, "epoch": epoch, "epochs": epochs, "metric": metric}
+        now = time.time()
+        if now - self.last_print >= 2.0 or stage == "done":
+            self.last_print = now
+            self._print(key)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        key = trial_key(trial.config)
+        self.state[key] = {"stage": "done", "epoch": 0, "epochs": 0, "metric": None}
+        self._print(key)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.stream.write(f"  trial {trial_key(trial.config)} FAILED; see its log under the results folder\n")
+        self.stream.flush()
+
+    def _print(self, key: str) -> None:
+        s = self.state[key]
+        fractions = [progress(v["stage"], v["epoch"], v["epochs"], self.tasks) for v in self.state.values()]
+        done = sum(fractions) / max(self.total, 1)
+        elapsed = time.time() - self.start
+        eta = f"ETA {elapsed * (1 - done) / done / 60:.1f} min" if done > 0.02 else "ETA ?"
+        what = "finished" if s["stage"] == "done" else f"{s['stage']} epoch {s['epoch']}/{s['epochs']}"
+        metric = f" {s['metric'][0].split('/')[-1]}={s['metric'][1]:.4g}" if s["metric"] else ""
+        self.stream.write(f"[{elapsed / 60:5.1f} min] {self.done}/{self.total} trials done | {key}: {what}{metric} | {eta}\n")
+        self.stream.flush()

@@ -1,0 +1,154 @@
+"""Ray Train's `train_loop_per_worker`: one trial's whole pipeline on one worker of a worker group.
+
+One TorchTrainer per trial runs every stage (a trainer start costs ~20-25 s on 2 cores, so a stage
+must not pay it). Rank 0 writes the cache, the checkpoints and the MLflow logs; all ranks train
+(DDP through `ray.train.torch.prepare_model`), draw their own shard of each epoch, and seed with an
+offset by rank. A checkpoint is reported every epoch; when Ray Train restarts the worker group
+after a failure (`ray.train.FailureConfig`), finished stages load from the cache and the
+interrupted one resumes at the epoch after its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import pickle
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import ray.train
+import ray.train.torch
+import torch
+
+from harness import storage, tracking
+from harness.cache import StageCache
+from harness.io import load_torch, save_torch, sha256_file
+from harness.loop import Runtime
+from harness.pipeline import run_trial
+from harness.results import ResultsLayout, TrialResult, TrialSpec
+
+
+def write_checkpoint(state: dict, folder: Path) -> None:
+    """A Train checkpoint: state.pt and its SHA-256, so a truncated copy is detected on resume."""
+    save_torch(state, folder / "state.pt")
+    (folder / "state.sha256").write_text(sha256_file(folder / "state.pt"))
+
+
+def read_checkpoint(folder: Path, say=lambda text: None) -> dict | None:
+    """The state in a Train checkpoint, or None (the stage restarts at its first epoch) when the
+    file is missing, truncated or altered: a damaged checkpoint is never loaded."""
+    path, digest = folder / "state.pt", folder / "state.sha256"
+    try:
+        if digest.is_file() and sha256_file(path) != digest.read_text().strip():
+            raise ValueError("its SHA-256 does not match state.sha256")
+        return load_torch(path)
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        say(f"checkpoint {path} is damaged ({str(exc).splitlines()[0][:200]}); "
+            f"not loading it: the stage restarts at its first epoch")
+        return None
+
+
+def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, sample: dict | None, trial_dir: Path
+                        ) -> None:
+    """Sample translations and, for text-to-sign, a skeleton animation (generated vs ground truth)."""
+    from models.layout import CANONICAL
+    lines = []
+    for task in ("sign2text", "text2sign"):
+        if task in result.tasks:
+            test = result.tasks[task].test
+            for hyp, ref in list(zip(test.hypotheses, test.references))[:20]:
+                lines.append(f"[{task}] REF: {ref}\n[{task}] HYP: {hyp}\n")
+    if lines:
+        logger.log_text("\n".join(lines), "samples/translations.txt")
+    if sample is not None:
+        from harness.render import render_skeleton_gif
+        gif = trial_dir / "text2sign_sample.gif"
+        render_skeleton_gif(sample["generated"].numpy(), sample["ground_truth"].numpy(), sample["mask"].numpy(),
+                            CANONICAL.edges, gif, title=sample["text"][:60])
+        logger.log_artifact(gif, "samples")
+
+
+def _runtime(spec: TrialSpec, rank: int, world: int, say, logger: tracking.SafeLogger | None) -> Runtime:
+    device = ray.train.torch.get_device()
+
+    def report(metrics: dict, state: dict | None) -> None:
+        checkpoint, folder = None, None
+        if state is not None:
+            folder = Path(tempfile.mkdtemp(prefix="uniglor-ckpt-"))
+            write_checkpoint(state, folder)
+            checkpoint = ray.train.Checkpoint.from_directory(str(folder))
+        ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, checkpoint=checkpoint)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def latest() -> dict | None:
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return read_checkpoint(Path(folder), say)
+
+    def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
+        if world == 1:
+            return model.to(device)
+        # Frozen or unused branches (e.g. positional queries) must not stall DDP's reducer.
+        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
+
+    return Runtime(rank=rank, world_size=world, device=device, bf16=spec.cfg.compute.bf16,
+                   prepare_model=prepare_model, report=report, latest_checkpoint=latest, say=say,
+                   log_metrics=(lambda m, step: logger.log_metrics(m, step)) if logger else (lambda m, step: None))
+
+
+def train_loop_per_worker(config: dict) -> None:
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    spec = TrialSpec.from_tune(config)
+    cfg = spec.cfg
+    threads = cfg.compute.torch_threads or max(1, int(cfg.compute.cpus_per_worker))
+    torch.set_num_threads(threads)
+    results = Path(spec.results)
+    trial_dir = spec.trial_dir
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    remote = storage.remote_of(spec.storage_uri)  # every rank: a rank on another node fetches cache entries
+    if rank == 0:
+        # An earlier attempt may have run on another node: continue its log and pending queue.
+        storage.pull_trial_folder(remote, results, spec.folder, spec.key)
+    logger = tracking.SafeLogger(spec.tracking_uri, spec.run_id, trial_dir / "pending") if rank == 0 else None
+    log_file = open(trial_dir / f"worker{rank}.log", "a", buffering=1) if rank == 0 else None
+
+    def say(text: str) -> None:
+        if log_file:
+            log_file.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+
+    runtime = _runtime(spec, rank, world, say, logger)
+    # The node id says where a trial ran (multi-node debugging; the fault tests kill that node).
+    say(f"trial {spec.key}: rank {rank}/{world} on {runtime.device}, {threads} torch threads, "
+        f"node {ray.get_runtime_context().get_node_id()}")
+    try:
+        result, sample = run_trial(cfg, spec.tasks, StageCache(ResultsLayout(results).cache, remote), runtime)
+    except BaseException:
+        if rank == 0:  # the log says why; its node may be gone by the time anyone looks
+            with contextlib.suppress(*storage.REMOTE_ERRORS):
+                storage.push_trial(remote, results, spec.folder, spec.key, result=False)
+        raise
+    metrics = result.final_metrics()
+    if rank == 0:
+        result = dataclasses.replace(result, key=spec.key, variant=spec.variant)
+        log_trial_artifacts(logger, result, sample, trial_dir)
+        result.write(spec.result_path)
+        logger.log_metrics(metrics, step=0)
+        logger.log_dict({"stages": result.stages, "stage_seconds": result.stage_seconds}, "stages.json")
+        pending = logger.flush()
+        if pending:
+            say(f"MLflow: {pending} log entries could not be written (kept in {trial_dir / 'pending'})")
+        say(f"trial {spec.key}: done in {result.seconds:.1f} s; stages {result.stages}")
+        # Before the report below: the trial driver (maybe on another node) reads this file from
+        # the remote as soon as fit() returns.
+        storage.push_trial(remote, results, spec.folder, spec.key)
+    # Not Tune's reserved "done" key: a result with done=1 makes Tune stop (kill) the trial actor
+    # while fit() is still returning, so the trial's MLflow run was never closed (left RUNNING).
+    ray.train.report({"stage": "done", **metrics})
+    if log_file:
+        log_file.close()

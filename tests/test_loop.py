@@ -1,0 +1,68 @@
+"""The one training loop: resuming a stage from its last epoch checkpoint, sharding, step counts."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from harness.config import OptimConfig
+from harness.loop import Runtime, StageRun, shard_order, steps_per_epoch, train_stage
+from models.outputs import ModelOutput
+
+
+class Line(nn.Module):
+    """y = x . w, squared error: small enough that every step is exactly reproducible."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x, y):
+        return ModelOutput(((x @ self.w - y) ** 2).mean())
+
+
+def _train(epochs: int, key: str = "k", latest: dict | None = None):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, generator=g)  # (8, 3)
+    y = x @ torch.tensor([1.0, -2.0, 3.0])  # (8,)
+    model = Line()
+    reports: list[tuple[dict, dict | None]] = []
+    runtime = Runtime(report=lambda m, state: reports.append((m, copy.deepcopy(state))),
+                      latest_checkpoint=lambda: latest)
+    run = StageRun("stage", key, model, lambda epoch: [(x[i:i + 4], y[i:i + 4]) for i in (0, 4)], epochs, 2)
+    train_stage(run, OptimConfig(lr=0.1, warmup_steps=1, min_lr=0.01), runtime)
+    return model, reports
+
+
+def test_a_resumed_stage_ends_where_an_uninterrupted_one_does():
+    whole, reports = _train(4)
+    assert [m["epoch"] for m, _ in reports] == [1, 2, 3, 4]
+    after_two = reports[1][1]  # the checkpoint of epoch 2 (0-based epoch 1)
+    assert after_two["epoch"] == 1 and after_two["stage"] == "stage" and after_two["key"] == "k"
+    resumed, more = _train(4, latest=after_two)
+    assert [m["epoch"] for m, _ in more] == [3, 4]  # epochs 1 and 2 are not trained again
+    assert torch.equal(resumed.w, whole.w)
+    assert more[-1][0]["stage/train_loss"] == reports[-1][0]["stage/train_loss"]
+
+
+def test_a_checkpoint_of_another_stage_key_is_not_loaded():
+    _, reports = _train(2)
+    fresh, again = _train(2, key="other", latest=reports[-1][1])
+    assert [m["epoch"] for m, _ in again] == [1, 2]
+    assert torch.equal(fresh.w, _train(2, key="other")[0].w)
+
+
+def test_steps_per_epoch_counts_one_ranks_batches():
+    assert steps_per_epoch(10, 4, 1) == 3  # 4 + 4 + 2
+    assert steps_per_epoch(10, 4, 2) == 2  # a shard of 5: 4 + 1
+    assert steps_per_epoch(8, 4, 2) == 1
+    assert steps_per_epoch(0, 4, 1) == 1  # the schedule never divides by zero
+
+
+def test_shard_order_splits_one_permutation_by_rank():
+    shards = [shard_order(10, seed=3, epoch=1, rank=r, world_size=3) for r in range(3)]
+    assert [len(s) for s in shards] == [4, 4, 4]  # padded to a multiple of the world size
+    assert set(sum(shards, [])) == set(range(10))
+    assert shard_order(10, 3, 1, 0, 1) == shard_order(10, 3, 1, 0, 1) != shard_order(10, 3, 2, 0, 1)

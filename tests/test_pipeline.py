@@ -1,0 +1,65 @@
+"""The stage graph: cache keys that follow from each stage's needs and settings, the run order,
+and one whole trial in this process (computed, then loaded from the cache unchanged)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from harness.cache import StageCache
+from harness.config import apply_overrides
+from harness.loop import local_runtime
+from harness.pipeline import run_trial
+from harness.stages import STAGES, key_inputs, run_order, stage_keys
+
+BOTH = ("sign2text", "text2sign")
+
+
+def test_the_graph_is_walked_after_each_stages_needs():
+    assert run_order(("sign2text",)) == ["prepare", "pretrain", "embed", "sign2text"]
+    assert run_order(BOTH) == ["prepare", "pretrain", "embed", "sign2text", "embed_t2s", "backtranslator",
+                               "text2sign"]
+    for name in STAGES:
+        order = run_order(BOTH)
+        assert all(order.index(n) < order.index(name) for n in STAGES[name].needs)
+
+
+def test_a_key_hashes_only_its_direct_upstream_keys():
+    assert key_inputs("sign2text") == ("embed",)  # prepare and pretrain are inside embed's key
+    assert key_inputs("text2sign") == ("embed_t2s", "backtranslator")
+    assert key_inputs("backtranslator") == ("prepare",)
+
+
+def test_keys_are_shared_exactly_where_the_outputs_are(tiny_cfg):
+    base = stage_keys(tiny_cfg, BOTH)
+    stride = stage_keys(apply_overrides(tiny_cfg, {"embed.stride": 3}), BOTH)
+    assert {n for n in base if base[n] != stride[n]} == {"embed", "sign2text"}  # one pretraining for all strides
+    weighting = stage_keys(apply_overrides(tiny_cfg, {"pretrain.weighting": "fpw"}), BOTH)
+    assert {n for n in base if base[n] != weighting[n]} == {"pretrain", "embed", "sign2text", "embed_t2s",
+                                                              "text2sign"}  # the back-translator is shared
+    seed = stage_keys(apply_overrides(tiny_cfg, {"seed": 1}), BOTH)
+    assert {n for n in base if base[n] == seed[n]} == {"prepare"}
+    compute = stage_keys(apply_overrides(tiny_cfg, {"compute.torch_threads": 2}), BOTH)
+    assert compute == base  # how a trial runs is not what it computes
+    # Text-to-sign's embedding is an `embed` entry: at stride = window it is sign-to-text's own.
+    same = stage_keys(apply_overrides(tiny_cfg, {"embed.stride": tiny_cfg.pretrain.window}), BOTH)
+    assert same["embed"] == same["embed_t2s"]
+
+
+def test_a_trial_computes_every_stage_once_then_loads_them(tiny_cfg, tmp_path):
+    torch.set_num_threads(1)
+    cache = StageCache(tmp_path / "cache")
+    first, sample = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))
+    assert first.stages == {name: "computed" for name in run_order(BOTH) if name != "prepare"}
+    assert set(first.tasks) == {"sign2text", "text2sign", "backtranslator"}
+    assert len(first.tasks["sign2text"].test.references) == tiny_cfg.data.synth.test
+    assert sample["generated"].shape[1:] == sample["ground_truth"].shape[1:]  # (T, V, C) against (T', V, C)
+    keys = stage_keys(tiny_cfg, BOTH)
+    assert all(cache.is_complete(STAGES[n].cache_folder, k) for n, k in keys.items())
+    again, _ = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))
+    assert set(again.stages.values()) == {"cached"}
+
+    def numbers(result):
+        return {k: v for k, v in dataclasses.asdict(result).items() if k not in ("stages", "stage_seconds", "seconds")}
+    assert numbers(again) == numbers(first)
