@@ -30,7 +30,11 @@ def build_signmae(cfg: ExperimentConfig, in_channels: int, mean_pose: torch.Tens
         num_points=CANONICAL.num_points, in_channels=in_channels, window=p.window, adjacency=adjacency,
         extractor_channels=p.extractor_channels, dim=p.dim, depth=p.depth, heads=p.heads,
         decoder_depth=p.decoder_depth, decoder_heads=p.heads, mask_ratio=p.mask_ratio,
-        decoder_type=p.decoder, query_type=p.queries, dropout=p.dropout, mean_pose=mean_pose)
+        decoder_type=p.decoder, query_type=p.queries, dropout=p.dropout, mean_pose=mean_pose,
+        # The part-relative terms (models/signmae.py): each hand from its own wrist, the face from its centroid.
+        relative_groups=[(CANONICAL.parts["left_hand"], CANONICAL.left_wrist),
+                         (CANONICAL.parts["right_hand"], CANONICAL.right_wrist), (CANONICAL.parts["face"], -1)],
+        relative_weight=p.part_relative)
 
 
 def transformer_spec(section) -> TransformerSpec:
@@ -56,8 +60,23 @@ def build_backtranslator(cfg: ExperimentConfig, num_coords: int, vocab: Vocabula
                           eos_id=vocab.eos_id)
 
 
-def build_text2sign(cfg: ExperimentConfig, d_z: int, vocab: Vocabulary):
+def text2sign_queries(cfg: ExperimentConfig, longest: int | None) -> int:
+    """The text-to-sign decoder's query count: `text2sign.num_queries`, or with 0 the segment count of
+    the longest training sequence (`longest`), with no margin. A margin would buy nothing: a query
+    beyond the longest training sequence never has a target, so its representation is never trained
+    and its length-regulator logit only ever learns "not valid"; generation cannot use it. A dev or
+    test sentence longer than that is produced truncated to this many segments (the metrics compare
+    sequences of different lengths), as it would be with any extra queries."""
+    if cfg.text2sign.num_queries:
+        return cfg.text2sign.num_queries
+    if not longest or longest < 1:
+        raise ValueError("text2sign.num_queries 0 follows the data: pass the longest training sequence's segment count")
+    return longest
+
+
+def build_text2sign(cfg: ExperimentConfig, d_z: int, vocab: Vocabulary, longest: int | None = None):
+    """longest: the longest training sequence's segment count (needed when text2sign.num_queries is 0)."""
     from models.text2sign import TextToSign
     t = cfg.text2sign
-    return TextToSign(vocab_size=len(vocab), d_z=d_z, spec=transformer_spec(t), num_queries=t.num_queries,
-                      text_encoder=t.text_encoder, pad_id=vocab.pad_id)
+    return TextToSign(vocab_size=len(vocab), d_z=d_z, spec=transformer_spec(t),
+                      num_queries=text2sign_queries(cfg, longest), text_encoder=t.text_encoder, pad_id=vocab.pad_id)

@@ -105,9 +105,11 @@ class PretrainConfig:
     dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
     segments_per_sequence: int = _f(2, lo=1, doc="random segments drawn per sequence per epoch")
     epochs: int = _f(10, lo=1)
-    # Table 4d: a second corpus added to pretraining only. "" none; a source spec (pt:DIR, ...);
-    # or "synth@SEED": the synthetic corpus with this config's settings and another seed.
+    # Table 4d: a second corpus for pretraining only: "" none, a source spec, or "synth@SEED".
     extra_source: str = ""
+    part_relative: float = _f(1.0, lo=0.0, doc="weight of SignMAE's part-relative terms (models/signmae.py); 0: eq. 2")
+    # The layout parts every stage but the back-translator sees; the rest are masked as absent (stages/prepare.py).
+    parts: tuple[Literal["body", "face", "left_hand", "right_hand"], ...] = ("body", "face", "left_hand", "right_hand")
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ class Text2SignConfig:
     layers: int = _f(2, lo=1)
     heads: int = _f(4, lo=1)
     dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
-    num_queries: int = _f(128, lo=1)
+    num_queries: int = _f(0, lo=0, doc="0: the longest training sequence's segments (builders.text2sign_queries)")
     text_encoder: str = "learned"  # "learned", or a local Hugging Face model directory
     epochs: int = _f(40, lo=1)
 
@@ -166,7 +168,9 @@ class ComputeConfig:
     cpus_per_worker: float = _f(1.0, lo=0.0, lo_open=True)
     torch_threads: int = _f(0, lo=0, doc="0: cpus_per_worker rounded")
     bf16: bool = True  # autocast to bf16 on GPU only
+    cpu_bf16: bool = False  # bf16 autocast of training on CPU too (Runtime.autocast); off until shown within seed noise
     max_failures: int = _f(2, lo=0, doc="Ray Train worker-group restarts from the last checkpoint")
+    checkpoint_every_s: float = _f(30.0, lo=0.0, doc="an epoch checkpoint at most this often; 0: every epoch")
 
 
 @dataclass(frozen=True)
@@ -196,14 +200,7 @@ def _where(source: str) -> str:
     return f" ({source})" if source else ""
 
 
-def _type_name(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    return getattr(tp, "__name__", str(tp))
-
-
-# A field's scalar type -> the Python values it accepts and how a message names it. A bool is an
-# int in Python, but `true` is never a number here (nor a number a bool).
+# A field's scalar type -> the values it accepts, its name in messages; `true` is never a number (nor 1 a bool).
 _SCALARS = {bool: (bool, "true or false"), int: (int, "an integer"), float: ((int, float), "a number"),
             str: (str, "a string")}
 
@@ -211,9 +208,15 @@ _SCALARS = {bool: (bool, "true or false"), int: (int, "an integer"), float: ((in
 def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
     origin = typing.get_origin(tp)
+    if origin is tuple:  # tuple[Literal[...], ...]: a non-empty subset of the names, kept in their order
+        names = typing.get_args(typing.get_args(tp)[0])
+        if not isinstance(value, (list, tuple)) or not value or any(v not in names or value.count(v) > 1 for v in value):
+            raise ConfigError(f"{key} must be a non-empty list of distinct names of {', '.join(names)}, got {value!r}"
+                              f"{_where(source)}")
+        return tuple(n for n in names if n in value)
     if origin is Literal:
         if value not in typing.get_args(tp):
-            raise ConfigError(f"{key} must be one of {_type_name(tp)}, got {value!r}{_where(source)}")
+            raise ConfigError(f"{key} must be one of {' | '.join(map(repr, typing.get_args(tp)))}, got {value!r}{_where(source)}")
         return value
     if tp in _SCALARS:
         accepts, what = _SCALARS[tp]
@@ -267,8 +270,7 @@ def _experiment(kwargs: dict, source: str) -> ExperimentConfig:
     cfg = object.__new__(ExperimentConfig)
     defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
                 for f in dataclasses.fields(ExperimentConfig)}
-    defaults.update(kwargs)
-    for k, v in defaults.items():
+    for k, v in {**defaults, **kwargs}.items():
         object.__setattr__(cfg, k, v)
     check_consistency(cfg, source)
     return cfg

@@ -40,10 +40,21 @@ class Runtime:
     say: Callable[[str], None] = lambda text: None
     # metric logging (rank 0 -> MLflow); (metrics, step)
     log_metrics: Callable[[dict, int], None] = lambda metrics, step: None
+    # a checkpoint at most this often (0: every epoch); short epochs are not worth one each
+    checkpoint_every_s: float = 0.0
+    # seconds spent in report() and log_metrics(): waiting on Ray and MLflow is not stage work
+    waited_s: float = 0.0
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def end_epoch(self, metrics: dict, step: int, report: dict, state: dict | None) -> None:
+        """Log and report one epoch, counting the time as waiting, not as the stage's work."""
+        t0 = time.perf_counter()
+        self.log_metrics(metrics, step)
+        self.report(report, state)
+        self.waited_s += time.perf_counter() - t0
 
     def barrier(self) -> None:
         if self.world_size > 1 and torch.distributed.is_initialized():
@@ -66,7 +77,12 @@ class Runtime:
 
     @property
     def autocast(self):
-        use = self.bf16 and self.device.type == "cuda"
+        """bf16 autocast: on GPU with `bf16` (compute.bf16), on CPU only with `cpu_bf16`
+        (compute.cpu_bf16, off by default: see ComputeConfig)."""
+        if self.device.type == "cuda":
+            use = self.bf16
+        else:
+            use = self.device.type == "cpu" and bool(getattr(self, "cpu_bf16", False))
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use)
 
 
@@ -100,7 +116,12 @@ def steps_per_epoch(n: int, batch_size: int, world_size: int) -> int:
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    # The fused kernel (one pass over all parameters) where torch has it: 3.4x faster per step than
+    # the default per-parameter loop on CPU (SignMAE, default profile); it rounds differently, so
+    # weights differ from the loop's at float level (1e-7 after 60 steps), not beyond.
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                            fused=fused or None)
     warmup = min(cfg.warmup_steps, max(total_steps // 10, 1)) if total_steps < 10 * cfg.warmup_steps else cfg.warmup_steps
     floor = cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0
 
@@ -147,6 +168,7 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
         start_epoch = int(state["epoch"]) + 1
         rt.say(f"{run.stage}: resumed from the checkpoint of epoch {start_epoch} (continuing at epoch {start_epoch + 1})")
     metrics: dict = {}
+    last_checkpoint = time.perf_counter()
     for epoch in range(start_epoch, run.epochs):
         t0 = time.perf_counter()
         wrapped.train()
@@ -170,11 +192,14 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
             with torch.no_grad():
                 metrics.update(run.evaluate(model, epoch))
         checkpoint = None
-        if rt.is_main:
+        # Not after the last epoch: the stage's cache entry, written next, is its lasting result.
+        due = time.perf_counter() - last_checkpoint >= rt.checkpoint_every_s and epoch + 1 < run.epochs
+        if rt.is_main and due:
             checkpoint = {"stage": run.stage, "key": run.key, "epoch": epoch, "model": model.state_dict(),
                           "optim": opt.state_dict(), "sched": sched.state_dict()}
-        rt.log_metrics(metrics, epoch)
-        rt.report({"stage": run.stage, "epoch": epoch + 1, "epochs": run.epochs, **metrics}, checkpoint)
+            last_checkpoint = time.perf_counter()
+        rt.end_epoch(metrics, epoch, {"stage": run.stage, "epoch": epoch + 1, "epochs": run.epochs, **metrics},
+                     checkpoint)
         rt.say(f"{run.stage} epoch {epoch + 1}/{run.epochs} loss {metrics[f'{run.stage}/train_loss']:.4f}")
     model.eval()
     return metrics

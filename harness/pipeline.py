@@ -44,19 +44,23 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
     status: dict[str, str] = {}
     seconds: dict[str, float] = {}
     stored: dict[str, Any] = {}
+    waited = runtime.waited_s
     for name in run_order(tasks):
         stage = STAGES[name]
         ctx = _context(cfg, runtime, keys[name], {n: ready[n] for n in stage.needs}, cache)
-        started = time.perf_counter()
+        started, waited_before = time.perf_counter(), runtime.waited_s
         stored[name], how = cached_run(stage, keys[name], cache, runtime, lambda: stage.run(ctx))
         ready[name] = stage.ready(ctx, stored[name])
         if stage.reported:
-            status[name], seconds[name] = how, time.perf_counter() - started
+            # The stage's own work: not the time its epochs waited on Ray's reports and MLflow.
+            status[name] = how
+            seconds[name] = time.perf_counter() - started - (runtime.waited_s - waited_before)
     results = {name: TaskResult.from_json(stored[name]["result"])
                for task in tasks for name in TASK_STAGES[task]}
     sample = stored["text2sign"]["result"].get("sample") if "text2sign" in tasks else None
     result = TrialResult(tasks=results, pretrain_metrics=ready["pretrain"].metrics, stages=status,
-                         stage_seconds=seconds, seconds=time.perf_counter() - t0, seed=cfg.seed,
+                         stage_seconds=seconds, seconds=time.perf_counter() - t0 - (runtime.waited_s - waited),
+                         seed=cfg.seed,
                          config_key=config_key(cfg))
     return result, sample
 

@@ -5,7 +5,7 @@ layout's skeleton (models.layout.CANONICAL.edges). Coordinates are drawn as in i
 pointing down), both panels on the same scale so size and position errors show. The shorter
 sequence holds its last frame. Kept cheap for a study's artifacts: a small figure and at most
 max_frames frames (evenly subsampled, with the frame duration stretched so playback keeps the real
-speed). matplotlib's Agg canvas draws each frame, Pillow writes the GIF.
+speed). Pillow draws and writes the frames.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 MAX_FRAMES = 60
+PANEL = 320  # pixels along a panel's longer side: large enough to tell handshapes apart
+GAP = 8
 
 
 def _check(name: str, x: np.ndarray) -> None:
@@ -76,48 +78,38 @@ def render_skeleton_gif(
     pad = 0.05 * float(max(hi - lo)) + 1e-3
     lo, hi = lo - pad, hi + pad
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import LineCollection
-    from matplotlib.figure import Figure
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
-    fig = Figure(figsize=(5.0, 3.0), dpi=80)  # 400 x 240 pixels
-    canvas = FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.86 if title else 0.92, wspace=0.05)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    panels = []
-    for i, (label, color) in enumerate((("generated", "tab:blue"), ("ground truth", "tab:green"))):
-        ax = fig.add_subplot(1, 2, i + 1)
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(hi[1], lo[1])  # y grows downwards, as in image coordinates
-        ax.set_aspect("equal", adjustable="box")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(label, fontsize=8)
-        lines = LineCollection([], colors=color, linewidths=1.0)
-        ax.add_collection(lines)
-        dots = ax.scatter([], [], s=3, c=color)
-        counter = ax.text(0.02, 0.02, "", transform=ax.transAxes, fontsize=7)
-        panels.append((lines, dots, counter))
+    # Pillow draws the frames directly: matplotlib's canvas took ~0.1 s a frame, seconds per trial.
+    width = int(PANEL * (hi[0] - lo[0]) / max(hi - lo))  # each panel keeps the data's aspect ratio
+    height = int(PANEL * (hi[1] - lo[1]) / max(hi - lo))
+    top = 18 if title else 4
 
-    def pose(xy: np.ndarray, mask: np.ndarray, t: int) -> tuple[list, np.ndarray]:
-        t = min(t, xy.shape[0] - 1)  # the shorter sequence holds its last frame
-        present = mask[t]  # (V,)
-        keep = present[edge_arr[:, 0]] & present[edge_arr[:, 1]]  # (E,)
-        segments = xy[t][edge_arr[keep]]  # (E', 2, 2)
-        return list(segments), xy[t][present]
+    def to_pixels(xy: np.ndarray, left: int) -> np.ndarray:
+        return np.stack([left + (xy[..., 0] - lo[0]) / (hi[0] - lo[0]) * width,
+                         top + 14 + (xy[..., 1] - lo[1]) / (hi[1] - lo[1]) * height], -1)  # y grows downwards
 
+    # Palette images (white, black, blue, green): a GIF of RGB frames would be quantized frame by frame.
+    white, black, blue, green = 0, 1, 2, 3
+    palette = [255, 255, 255, 0, 0, 0, 31, 119, 180, 44, 160, 44]
+    panels = [("generated", blue, gen_xy, gen_mask, GAP), ("ground truth", green, gt_xy, gt_mask, 2 * GAP + width)]
     images = []
     for t in frames:
-        for (lines, dots, counter), xy, mask in zip(panels, (gen_xy, gt_xy), (gen_mask, gt_mask)):
-            segments, points = pose(xy, mask, int(t))
-            lines.set_segments(segments)
-            dots.set_offsets(points if len(points) else np.empty((0, 2)))
-            counter.set_text(f"{min(int(t), xy.shape[0] - 1) + 1}/{xy.shape[0]}")
-        canvas.draw()
-        rgba = np.asarray(canvas.buffer_rgba())  # (H, W, 4) uint8
-        images.append(Image.fromarray(rgba[..., :3].copy()))
+        image = Image.new("P", (3 * GAP + 2 * width, top + 14 + height + GAP), white)
+        image.putpalette(palette)
+        draw = ImageDraw.Draw(image)
+        if title:
+            draw.text((GAP, 3), title, fill=black)
+        for label, color, xy, mask, left in panels:
+            k = min(int(t), xy.shape[0] - 1)  # the shorter sequence holds its last frame
+            present = mask[k]  # (V,)
+            px = to_pixels(xy[k], left)  # (V, 2)
+            draw.text((left, top), f"{label}  {k + 1}/{xy.shape[0]}", fill=black)
+            for a, b in edge_arr[present[edge_arr[:, 0]] & present[edge_arr[:, 1]]]:
+                draw.line([tuple(px[a]), tuple(px[b])], fill=color, width=2)
+            for x, y in px[present]:
+                draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=color)
+        images.append(image)
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -48,10 +48,8 @@ CSV_COLUMNS = (
     + ("seeds", "p_bleu4")
 )
 BOOTSTRAP_SEED = 12345  # fixed so a table is reproducible from its trial outputs
-SYNTHETIC_LINE = (
-    "Synthetic corpus: these numbers show that the harness measures an effect; "
-    "they are not PHOENIX14T or How2Sign results."
-)
+SYNTHETIC_LINE = "Synthetic corpus: these numbers are not PHOENIX14T or How2Sign results."
+_TASK_NAMES = {"sign2text": "sign-to-text", "text2sign": "text-to-sign's back-translation"}
 _LABELS = {
     "bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4",
     "rouge": "ROUGE-L", "mpjpe": "MPJPE", "dtw_mje": "DTW-MJE",
@@ -167,6 +165,41 @@ def build_table(
     return rows
 
 
+# ----------------------------------------------------------------------------- degenerate outputs
+
+
+def degenerate_outputs(results: Iterable[Mapping[str, Any]], variants_in_order: Sequence[str]) -> list[str]:
+    """Sentences naming outputs that cannot carry a finding, per task: rows whose test hypotheses
+    are empty, or one and the same sentence for every input (BLEU then measures how that sentence
+    overlaps the references, not translation). Empty when every row translates."""
+    found: dict[tuple[str, str], list[str]] = {}  # (task, problem) -> variants
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    hyps: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        hyps.setdefault((r["task"], r["variant"]), []).extend(str(h) for h in r["hypotheses"])
+    for (task, variant), hs in hyps.items():
+        empty = sum(not h.strip() for h in hs)
+        if empty:
+            problem = "empty"
+        elif len(hs) > 1 and len(set(hs)) == 1:
+            problem = "constant"
+        else:
+            continue
+        found.setdefault((task, problem), []).append(variant)
+        counts[(task, problem)] = max(counts.get((task, problem), (0, 0)), (empty, len(hs)))
+    lines = []
+    order = {v: i for i, v in enumerate(variants_in_order)}
+    for (task, problem), variants in sorted(found.items(), key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1])):
+        variants = sorted(variants, key=lambda v: order.get(v, len(order)))
+        rows = "every row" if len(variants) == len({v for t, v in hyps if t == task}) else "rows " + ", ".join(variants)
+        empty, n = counts[(task, problem)]
+        what = (f"empty hypotheses for {empty} of {n} test sentences" if problem == "empty"
+                else f"one and the same hypothesis for all {n} test sentences")
+        lines.append(f"{_TASK_NAMES[task].capitalize()} produced {what} ({rows}): its models have not learned "
+                     f"to translate at this profile, and its scores do not separate the rows.")
+    return lines
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -252,8 +285,10 @@ def footer_text(
     *,
     baseline: str | None = None,
     n_bootstrap: int | None = None,
+    degenerate: Sequence[str] = (),
 ) -> str:
-    """The footer every table carries: data, profile, seeds, metric conventions, commit."""
+    """The footer every table carries: data, profile, seeds, metric conventions, commit, and what
+    `degenerate_outputs` found."""
     seed_list = ", ".join(str(s) for s in seeds)
     vs = f"the baseline row ({baseline})" if baseline else "the baseline row"
     samples = f"{n_bootstrap} resamples, " if n_bootstrap else ""
@@ -269,6 +304,8 @@ def footer_text(
         f"p (BLEU-4): paired bootstrap on BLEU-4 vs {vs} of the same task "
         f"(sacrebleu, {samples}seeds paired and their outputs concatenated).",
     ]
+    if degenerate:
+        lines += [""] + [f"**{line}**" for line in degenerate]
     if synthetic:
         lines += ["", f"**{SYNTHETIC_LINE}**"]
     return "\n".join(lines)

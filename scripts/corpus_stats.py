@@ -1,6 +1,7 @@
 """Measure what the synthetic sign corpus claims (harness/data/synth, whose package docstring lists
-the claims): the inventory's minimal pairs, sentence and sign lengths, how the gloss order and the
-text differ, the noise the preprocessing of appendix B.1 has to remove, and whether the subtle
+the claims): the inventory's minimal pairs (and whether partners fill the same grammatical slot,
+so that the sentence around a sign cannot tell them apart), sentence and sign lengths, how the
+gloss order and the text differ, the noise the preprocessing of appendix B.1 has to remove, and whether the subtle
 channels matter: a 1-nearest-neighbour sign classifier over isolated sign segments (cut by the
 gloss boundaries, normalized by the shoulders as in B.1, resampled to a fixed length) is evaluated
 on the test split's signs with all points, with the hands blanked, the face blanked, and both.
@@ -8,6 +9,7 @@ If minimal pairs are real, blanking hands and face makes them indistinguishable 
 
     python scripts/corpus_stats.py                   # the "default" profile's corpus, markdown
     python scripts/corpus_stats.py --profile debug --json
+    python scripts/corpus_stats.py --sentences 600/80/80   # the default corpus's generator, larger splits
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from harness.config import DataConfig, load_profile  # noqa: E402
 from harness.data.preprocess import keep_frames, normalize  # noqa: E402
 from harness.data.record import Corpus, SignSequence  # noqa: E402
-from harness.data.synth import PRIMARY, generate_corpus, gloss_inventory, minimal_pairs  # noqa: E402
+from harness.data.synth import PRIMARY, generate_corpus, gloss_inventory, minimal_pairs, slot  # noqa: E402
 from models.layout import CANONICAL  # noqa: E402
 
 SEGMENT_FRAMES = 12  # every sign segment is resampled to this many frames
@@ -116,6 +118,10 @@ def corpus_stats(params: dict, classifier: bool = True) -> dict:
     inventory = gloss_inventory(params["seed"], params["glosses"])
     pairs = minimal_pairs(inventory)
     paired = {g for kind in pairs.values() for pair in kind for g in pair}
+    # Partners that fill the same grammatical slot: the sentence around the sign cannot tell them apart.
+    same_slot = [p for kind in pairs.values() for p in kind if slot(p[0]) == slot(p[1])]
+    slot_paired = {g for p in same_slot for g in p}
+    held_tokens = [g for split in ("dev", "test") for s in corpus[split] for g in s.gloss.split()]
     seqs = [s for split in corpus.values() for s in split]
     train = corpus["train"]
     frames = np.array([s.num_frames for s in seqs])
@@ -150,6 +156,10 @@ def corpus_stats(params: dict, classifier: bool = True) -> dict:
         "distinct_trajectories": len({g.trajectory for g in inventory}),
         "minimal_pairs": {k: len(v) for k, v in pairs.items()},
         "minimal_pair_examples": {k: [" / ".join(p) for p in v[:3]] for k, v in pairs.items()},
+        "minimal_pairs_same_slot": len(same_slot),
+        "devtest_sign_tokens_with_partner": float(np.mean([g in paired for g in held_tokens])) if held_tokens else 0.0,
+        "devtest_sign_tokens_with_same_slot_partner": (float(np.mean([g in slot_paired for g in held_tokens]))
+                                                       if held_tokens else 0.0),
         "frames_per_sentence": {"mean": float(frames.mean()), "min": int(frames.min()), "max": int(frames.max())},
         "frames_per_sign": {"mean": float(sign_frames.mean()), "min": int(sign_frames.min()),
                             "max": int(sign_frames.max())},
@@ -191,7 +201,11 @@ def markdown(st: dict) -> str:
         f"({st['glosses_with_minimal_partner'] / st['glosses']:.0%}) |",
         f"| pairs differing only in handshape | {mp['hand']} (e.g. {', '.join(ex['hand'][:2])}) |",
         f"| pairs differing only in face | {mp['face']} (e.g. {', '.join(ex['face'][:2])}) |",
-        f"| pairs differing only in handshape + face | {mp['hand+face']} |",
+        f"| pairs differing in handshape + face | {mp['hand+face']} |",
+        f"| pairs whose members fill the same grammatical slot | {st['minimal_pairs_same_slot']} of "
+        f"{sum(mp.values())} |",
+        f"| dev/test sign tokens whose gloss has a partner / a same-slot partner | "
+        f"{st['devtest_sign_tokens_with_partner']:.0%} / {st['devtest_sign_tokens_with_same_slot_partner']:.0%} |",
         "",
         "| sentences | |",
         "|---|---|",
@@ -234,10 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="override data.synth.seed")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of markdown")
     parser.add_argument("--no-classifier", action="store_true", help="skip the 1-NN blanking measurement")
+    parser.add_argument("--sentences", metavar="TRAIN/DEV/TEST", help="other split sizes, e.g. 600/80/80")
     args = parser.parse_args(argv)
     params = dataclasses.asdict(load_profile(args.profile).data.synth)
     if args.seed is not None:
         params["seed"] = args.seed
+    if args.sentences:
+        try:
+            params["train"], params["dev"], params["test"] = (int(n) for n in args.sentences.split("/"))
+        except ValueError:
+            parser.error(f"--sentences expects TRAIN/DEV/TEST, got {args.sentences!r}")
     st = corpus_stats(params, classifier=not args.no_classifier)
     print(json.dumps(st, indent=2) if args.json else markdown(st))
     return 0

@@ -23,14 +23,14 @@ class Line(nn.Module):
         return ModelOutput(((x @ self.w - y) ** 2).mean())
 
 
-def _train(epochs: int, key: str = "k", latest: dict | None = None):
+def _train(epochs: int, key: str = "k", latest: dict | None = None, every_s: float = 0.0):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(8, 3, generator=g)  # (8, 3)
     y = x @ torch.tensor([1.0, -2.0, 3.0])  # (8,)
     model = Line()
     reports: list[tuple[dict, dict | None]] = []
     runtime = Runtime(report=lambda m, state: reports.append((m, copy.deepcopy(state))),
-                      latest_checkpoint=lambda: latest)
+                      latest_checkpoint=lambda: latest, checkpoint_every_s=every_s)
     run = StageRun("stage", key, model, lambda epoch: [(x[i:i + 4], y[i:i + 4]) for i in (0, 4)], epochs, 2)
     train_stage(run, OptimConfig(lr=0.1, warmup_steps=1, min_lr=0.01), runtime)
     return model, reports
@@ -49,9 +49,17 @@ def test_a_resumed_stage_ends_where_an_uninterrupted_one_does():
 
 def test_a_checkpoint_of_another_stage_key_is_not_loaded():
     _, reports = _train(2)
-    fresh, again = _train(2, key="other", latest=reports[-1][1])
+    assert reports[0][1]["epoch"] == 0
+    fresh, again = _train(2, key="other", latest=reports[0][1])
     assert [m["epoch"] for m, _ in again] == [1, 2]
     assert torch.equal(fresh.w, _train(2, key="other")[0].w)
+
+
+def test_checkpoints_follow_the_time_budget_and_skip_the_last_epoch():
+    _, every = _train(4)
+    assert [state is not None for _, state in every] == [True, True, True, False]  # the cache keeps the end
+    _, budget = _train(4, every_s=3600.0)
+    assert [state for _, state in budget] == [None] * 4  # short epochs: none within the budget
 
 
 def test_steps_per_epoch_counts_one_ranks_batches():
@@ -66,3 +74,39 @@ def test_shard_order_splits_one_permutation_by_rank():
     assert [len(s) for s in shards] == [4, 4, 4]  # padded to a multiple of the world size
     assert set(sum(shards, [])) == set(range(10))
     assert shard_order(10, 3, 1, 0, 1) == shard_order(10, 3, 1, 0, 1) != shard_order(10, 3, 2, 0, 1)
+
+
+def test_schedule_warms_up_linearly_then_decays_by_cosine_to_the_floor():
+    from harness.loop import make_optimizer
+    cfg = OptimConfig(lr=1e-3, min_lr=1e-4, warmup_steps=4)
+    opt, sched = make_optimizer(Line(), cfg, total_steps=44)
+    lrs = []
+    for _ in range(44):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == [2.5e-4, 5e-4, 7.5e-4, 1e-3]  # (step + 1) / warmup of the peak
+    assert abs(lrs[4 + 20] - (1e-4 + 0.9e-3 * 0.5)) < 1e-12  # half way: the mean of peak and floor
+    assert abs(sched.get_last_lr()[0] - 1e-4) < 1e-12  # the floor at the end, never zero
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))  # monotone after the warmup
+
+
+def test_gradients_are_clipped_to_the_configured_norm():
+    model = Line()
+    seen: list[float] = []
+    x = torch.full((4, 3), 100.0)  # a huge gradient
+    y = torch.full((4,), 50.0)
+
+    class Spy(torch.optim.AdamW):
+        def step(self, closure=None):
+            seen.append(float(torch.linalg.vector_norm(model.w.grad)))
+            return super().step(closure)
+
+    import harness.loop as loop
+    real = torch.optim.AdamW
+    loop.torch.optim.AdamW = Spy
+    try:
+        train_stage(StageRun("s", "k", model, lambda epoch: [(x, y)], 1, 1), OptimConfig(grad_clip=0.5), Runtime())
+    finally:
+        loop.torch.optim.AdamW = real
+    assert seen and abs(seen[0] - 0.5) < 1e-5

@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # The smallest run that still trains every stage: a few sequences, one or two epochs each.
 TINY = ["--set", "data.synth.train=24", "--set", "data.synth.dev=8", "--set", "data.synth.test=8",
         "--set", "pretrain.epochs=2", "--set", "sign2text.epochs=2", "--set", "text2sign.epochs=2",
-        "--set", "backtranslator.epochs=2"]
+        "--set", "backtranslator.epochs=2",
+        # a checkpoint every epoch: the fault tests resume from one, and these epochs are short
+        "--set", "compute.checkpoint_every_s=0"]
 
 
 def free_port() -> int:

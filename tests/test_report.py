@@ -158,3 +158,24 @@ def test_plot_curve_writes_a_png(tmp_path, fake_bootstrap):
         assert png.format == "PNG" and png.size[0] > 300
     with pytest.raises(ValueError, match="no text2sign row"):
         plot_curve(rows, {"s1": 1}, "bleu4", "text2sign", tmp_path / "x.png", "t")
+
+
+def _outputs(variant, task, hyps):
+    return {"variant": variant, "seed": 0, "task": task, "metrics": {}, "hypotheses": hyps,
+            "references": ["a b"] * len(hyps)}
+
+
+def test_degenerate_outputs_are_named_in_words():
+    from harness.report import degenerate_outputs
+    results = [_outputs("none", "sign2text", ["", ""]), _outputs("apw", "sign2text", ["", "x"]),
+               _outputs("none", "text2sign", ["a a", "a a"]), _outputs("apw", "text2sign", ["a b", "b a"])]
+    lines = degenerate_outputs(results, ["none", "apw"])
+    assert lines == [
+        "Sign-to-text produced empty hypotheses for 2 of 2 test sentences (every row): its models have not "
+        "learned to translate at this profile, and its scores do not separate the rows.",
+        "Text-to-sign's back-translation produced one and the same hypothesis for all 2 test sentences "
+        "(rows none): its models have not learned to translate at this profile, and its scores do not "
+        "separate the rows."]
+    assert degenerate_outputs([_outputs("none", "sign2text", ["a", "b"])], ["none"]) == []
+    footer = footer_text("synth", "debug", [0], "x", synthetic=True, degenerate=lines)
+    assert f"**{lines[0]}**" in footer and footer.rstrip().endswith(f"**{SYNTHETIC_LINE}**")

@@ -15,6 +15,7 @@ from harness.config import ConfigError, SynthConfig, load_profile
 from harness.data.record import SPLITS
 from harness.data.synth import (
     FRAME_SIZE, INVENTORY_ORDER, MAX_GLOSSES, MIN_GLOSSES, PRIMARY, generate_corpus, gloss_inventory, minimal_pairs,
+    slot,
 )
 from harness.data.synth import corpus as synth_corpus
 from harness.data.synth import grammar, signers, signs
@@ -248,6 +249,35 @@ def test_minimal_pair_counts_from_the_inventory(n, hand, face, both):
     for g in inv:
         families.setdefault(g.trajectory, set()).add(g.family)
     assert all(len(f) == 1 for f in families.values())
+
+
+@pytest.mark.parametrize("n, same", [(16, 5), (24, 12), (48, 24), (MAX_GLOSSES, None)])
+def test_minimal_pair_partners_fill_the_same_grammatical_slot(n, same):
+    # COFFEE / TEA, not COFFEE / SOUTH: the gloss order around a sign must not tell partners apart,
+    # or a translator needs neither hands nor face (the positive control, ablations/parts.yaml).
+    pairs = [p for kind in minimal_pairs(gloss_inventory(0, n)).values() for p in kind]
+    in_slot = [(a, b) for a, b in pairs if slot(a) == slot(b)]
+    assert len(in_slot) == (len(pairs) if same is None else same)
+    for seed in (1, 2):
+        by_kind = minimal_pairs(gloss_inventory(seed, 48))
+        for kind in ("hand", "face", "hand+face"):
+            assert all(slot(a) == slot(b) for a, b in by_kind[kind]) and by_kind[kind]
+
+
+def test_slots_are_the_grammars_positions():
+    assert slot("COFFEE") == slot("TEA") == "object:drink" and slot("BREAD") == "object:food"
+    assert slot("NORTH") == slot("BERLIN") == "region" and slot("TODAY") == slot("TOMORROW") == "time"
+    assert slot("EAT") == slot("DRINK") == slot("HAVE") == "verb_t" and slot("WANT") == slot("CAN") == "modal"
+    assert slot("COLD") == "temp" and slot("NEW") == "adj" and slot("NOT") == "NOT"
+    # partners substitute in real sentences: both members of a same-slot pair occur in one train position
+    c = corpus(0, glosses=48, train=300, dev=1, test=1)
+    positions = {}
+    for s in c["train"]:
+        for k, g in enumerate(s.gloss.split()):
+            positions.setdefault(g, set()).add((s.meta["template"], k))
+    shared = [(a, b) for kind in minimal_pairs(gloss_inventory(0, 48)).values() for a, b in kind
+              if positions.get(a, set()) & positions.get(b, set())]
+    assert len(shared) >= 20  # of 24
 
 
 def test_elbow_keeps_the_arm_lengths():

@@ -188,3 +188,30 @@ def test_overfits_a_few_sentences_and_their_lengths():
     z_hat, _ = model.eval().predict(tokens.long())
     err = ((z_hat[:, : z_valid.shape[1]] - z_target) ** 2).sum(-1)[z_valid].mean()
     assert err < 0.1 * (z_target**2).sum(-1)[z_valid].mean()
+
+
+# ---- query count from the data -----------------------------------------------------------------
+
+
+def test_num_queries_zero_is_the_longest_training_sequence():
+    from harness.builders import text2sign_queries
+    from harness.config import apply_overrides, load_profile
+    default = load_profile("default")
+    assert default.text2sign.num_queries == 0  # the default profile follows its corpus
+    assert text2sign_queries(default, 9) == 9
+    assert text2sign_queries(load_profile("paper"), 9) == 128  # the paper's count stays in its profile
+    assert text2sign_queries(apply_overrides(default, {"text2sign.num_queries": 12}), 9) == 12
+    with pytest.raises(ValueError, match="longest"):
+        text2sign_queries(default, None)
+
+
+def test_a_test_sentence_longer_than_the_queries_is_generated_truncated_and_scored():
+    from harness.metrics import dtw_mje, mpjpe
+    torch.manual_seed(0)
+    model = tiny(num_queries=3)  # the longest training sequence had 3 segments
+    force_lengths(model, [9, 9, 9])
+    w = 2
+    out = model.generate(torch.tensor([[4, 5, 6, 7, 8]]), lambda z: torch.zeros(z.shape[0], w, 4, 2))
+    assert out[0].shape == (3 * w, 4, 2)  # at most num_queries segments
+    truth = torch.randn(5 * w, 4, 2).numpy()  # five segments long
+    assert math.isfinite(mpjpe(out[0].numpy(), truth)) and math.isfinite(dtw_mje(out[0].numpy(), truth))

@@ -3,6 +3,14 @@
 Its cache key is the source's identity (the synthetic corpus's parameters, or every file's path,
 size and modification time) and the noise threshold; `harness.datasource` does the reading, for
 this stage and for `python -m harness.inspect_data` alike.
+
+The one place where `pretrain.parts` applies (ablations/parts.yaml, the positive control): what
+downstream stages receive, `Prepared.corpus`, has the other parts masked as absent (mask False,
+coordinates 0: exactly what a source without those parts gives), so pretraining, both embeddings,
+sign-to-text and text-to-sign (its targets, the points it is scored on, the points the judge is
+told are present) see only those parts. `Prepared.full` keeps every part: the back-translator, the
+judge of production, trains on it, so the judge is the same for every parts variant. The cached
+entry is the full corpus (the key does not hash the parts); the view is made when it is handed on.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from pathlib import Path
 
 from harness.config import ExperimentConfig
 from harness.data.datasets import Vocabulary
+from harness.data.parts import drop_parts
 from harness.data.readers.npz import read_npz, write_npz
 from harness.data.record import Corpus
 from harness.datasource import check_window, prepare_corpus, source_identity
@@ -21,11 +30,13 @@ from harness.stages.base import Stage, StageContext
 
 @dataclass(frozen=True)
 class Prepared:
-    """What downstream stages get: the corpus, the vocabulary of its training texts, and C."""
+    """What downstream stages get: the corpus with only `pretrain.parts` present (module doc), the
+    vocabulary of its training texts, C, and the corpus with every part (the back-translator's)."""
 
     corpus: Corpus
     vocab: Vocabulary
     num_coords: int
+    full: Corpus
 
 
 def settings(cfg: ExperimentConfig) -> dict:
@@ -40,8 +51,8 @@ def _save(out: tuple[Corpus, dict], folder: Path) -> None:
 
 def _ready(ctx: StageContext, corpus: Corpus) -> Prepared:
     check_window(corpus, ctx.cfg.pretrain.window, ctx.cfg.data.source)
-    return Prepared(corpus, Vocabulary.build([s.text for s in corpus["train"]]),
-                    int(corpus["train"][0].keypoints.shape[-1]))
+    return Prepared(drop_parts(corpus, ctx.cfg.pretrain.parts), Vocabulary.build([s.text for s in corpus["train"]]),
+                    int(corpus["train"][0].keypoints.shape[-1]), full=corpus)
 
 
 PREPARE = Stage(
@@ -49,4 +60,5 @@ PREPARE = Stage(
     run=lambda ctx: prepare_corpus(ctx.cfg.data.source, ctx.cfg),
     save=_save, load=lambda folder: read_npz(folder / "corpus.npz"), ready=_ready,
     # A trial always sees exactly the cached arrays, whether it computed them or not.
-    reload=True, reported=False)
+    reload=True, reported=False,
+    version=2)  # 2: the synthetic corpus's minimal pairs fill one grammatical slot (synth/signs.py _families)

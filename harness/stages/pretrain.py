@@ -17,6 +17,7 @@ import torch
 from harness.builders import build_signmae
 from harness.config import ExperimentConfig
 from harness.data.datasets import SegmentDataset
+from harness.data.parts import drop_parts
 from harness.data.record import DataError, SignSequence
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
@@ -55,7 +56,7 @@ def training_sequences(ctx: StageContext) -> list[SignSequence]:
         if c != prepared.num_coords:
             raise DataError(f"pretrain.extra_source {extra} has {c} coordinates per point, "
                             f"the main corpus has {prepared.num_coords}")
-        seqs += extra_corpus["train"]
+        seqs += drop_parts(extra_corpus, ctx.cfg.pretrain.parts)["train"]  # the parts the main corpus keeps
     return seqs
 
 

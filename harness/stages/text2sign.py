@@ -36,7 +36,7 @@ def run(ctx: StageContext) -> dict:
     signmae = ctx.inputs["pretrain"].model
     t = cfg.text2sign
     longest = max(len(zz) for zz in z["train"])
-    if longest > t.num_queries:
+    if t.num_queries and longest > t.num_queries:  # 0: as many queries as the longest needs
         raise ConfigError(f"text2sign.num_queries ({t.num_queries}) is smaller than the longest training "
                           f"sequence's {longest} segments of {cfg.pretrain.window} frames; raise it")
     tokens = {split: [vocab.encode(s.text) or [vocab.unk_id] for s in seqs] for split, seqs in corpus.items()}
@@ -62,7 +62,7 @@ def run(ctx: StageContext) -> dict:
         return {"text2sign/dev_length_accuracy": float((pred == true_len).float().mean())}
 
     seed_everything(cfg.seed, rt.rank)
-    model = build_text2sign(cfg, z["train"][0].shape[-1], vocab).to(rt.device)
+    model = build_text2sign(cfg, z["train"][0].shape[-1], vocab, longest).to(rt.device)
     train_stage(StageRun("text2sign", ctx.key, model, batches, t.epochs, steps_per_epoch(n, bs, rt.world_size),
                          evaluate, max(1, t.epochs // EVALUATIONS)), cfg.optim, rt)
     model.eval()

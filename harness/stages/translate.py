@@ -95,7 +95,8 @@ def run_sign2text(ctx: StageContext) -> dict:
 
 
 def _frames(ctx: StageContext) -> tuple[dict, dict]:
-    corpus = ctx.inputs["prepare"].corpus
+    # Every part, whatever pretrain.parts says: the judge of production is the same for every variant.
+    corpus = ctx.inputs["prepare"].full
     frames = {split: [torch.from_numpy(s.keypoints) for s in seqs] for split, seqs in corpus.items()}
     masks = {split: [torch.from_numpy(s.mask) for s in seqs] for split, seqs in corpus.items()}
     return frames, masks

@@ -20,7 +20,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from harness.tracking.runs import STATUSES, jsonable, log_dict, log_metrics, log_text, set_terminated
+from harness.tracking.runs import STATUSES, jsonable, log_dict, log_history, log_metrics, log_text, set_terminated
 from harness.tracking.store import TrackingError, check_reachable, is_http, limit_http_retries, mlflow_client
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,11 @@ class SafeLogger:
         self._call("metrics", lambda: {"metrics": {str(k): float(v) for k, v in metrics.items()},
                                        "step": int(step or 0), "timestamp_ms": int(time.time() * 1000)})
 
+    def log_history(self, rows: list[tuple[Mapping[str, float], int, int]]) -> None:
+        """Several steps in one call: (metrics, step, timestamp_ms) each."""
+        self._call("history", lambda: {"rows": [{"metrics": {str(k): float(v) for k, v in m.items()}, "step": int(step),
+                                                 "timestamp_ms": int(ts)} for m, step, ts in rows]})
+
     def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None:
         self._call("dict", lambda: {"dictionary": json.loads(json.dumps(dict(dictionary), default=jsonable)),
                                     "artifact_file": artifact_file})
@@ -203,6 +208,8 @@ class SafeLogger:
         op, uri, run_id = entry["op"], self.uri, self.run_id
         if op == "metrics":
             log_metrics(uri, run_id, entry["metrics"], entry["step"], entry["timestamp_ms"])
+        elif op == "history":
+            log_history(uri, run_id, entry["rows"])
         elif op == "dict":
             log_dict(uri, run_id, entry["dictionary"], entry["artifact_file"])
         elif op == "text":

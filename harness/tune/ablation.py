@@ -19,7 +19,7 @@ from harness.cache import StageCache
 from harness.config import ConfigError, ExperimentConfig
 from harness.results import ResultsLayout, TrialResult, TrialSpec, config_key
 from harness.stages import CACHE_FOLDERS, STAGES, stage_keys
-from harness.tune.driver import train_driver_fn
+from harness.tune.driver import train_driver_fn, trial_failures, trial_resources
 from harness.tune.invocation import Invocation
 from harness.tune.live_view import LiveView
 from harness.tune.session import concurrency, describe, ray_session
@@ -116,11 +116,11 @@ def _tune(spec: AblationSpec, todo: list[TrialPlan], inv: Invocation, address: s
                 for t in todo]
         inv.say(f"{spec.name}: {len(todo)} trials, up to {concurrent} at a time ({describe(first)})")
         tuner = tune.Tuner(
-            tune.with_resources(train_driver_fn, {"CPU": 0.01}),
+            tune.with_resources(train_driver_fn, trial_resources(first)),
             param_space={"spec": tune.grid_search(grid)},
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=False),
             run_config=tune.RunConfig(name=f"{spec.name}-{inv.invocation}", storage_path=ray_storage,
-                                      failure_config=tune.FailureConfig(max_failures=1), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=trial_failures(first)), verbose=0,
                                       callbacks=[LiveView(len(todo), spec.tasks)]),
         )
         tuner.fit()
@@ -150,8 +150,11 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
         corpus_name = trials[0].cfg.data.source
         rows = report.build_table(rows_in, list(spec.variants), spec.baseline)
         seeds = sorted({t.seed for t in trials})
+        degenerate = report.degenerate_outputs(rows_in, list(spec.variants))
+        for line in degenerate:
+            say(f"warning: {line}")
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
-                                    corpus_name.startswith("synth"), baseline=spec.baseline)
+                                    corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate)
         title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
         markdown = report.write_table(rows, out_dir, title, footer, baseline=spec.baseline)
         files = [out_dir / "table.md", out_dir / "table.csv"]
@@ -161,7 +164,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
                               f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})",
                               x_label=spec.curve.get("xlabel", "x"))
             files.append(png)
-        table.update({"rows": rows, "markdown": markdown, "files": [str(f) for f in files]})
+        table.update({"rows": rows, "markdown": markdown, "files": [str(f) for f in files], "degenerate": degenerate})
     # The tables are on disk; a tracking server lost by now is reported, not a traceback, and
     # `--resume` (server back) replays the trials' queued logs and logs the table.
     try:
@@ -174,6 +177,8 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
                 tracking.set_terminated(inv.tracking_uri, run_id, "FINISHED")
         if rows_in:
             tracking.log_table(inv.tracking_uri, inv.parent, table["rows"], "table.json")
+            # In words where the runs list shows it: a table of untrained models is not a finding.
+            tracking.set_tags(inv.tracking_uri, inv.parent, {"degenerate_outputs": " ".join(degenerate) or "none"})
             for f in files:
                 tracking.log_artifact(inv.tracking_uri, inv.parent, f)
         inv.close_parent("FAILED" if missing else "FINISHED")

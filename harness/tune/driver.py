@@ -1,10 +1,13 @@
-"""One Tune trial, for ablations and searches alike: its MLflow run and the TorchTrainer of its workers.
+"""One Tune trial, for ablations and searches alike: its MLflow run, then its worker.
 
-Three levels, as Ray's examples name them: `tune.worker.train_loop_per_worker` (one worker) ->
-`train_driver_fn` (one trial: builds the TorchTrainer, owns the trial's MLflow run) -> the Tuner of
-`tune.ablation` (a grid of variants x seeds) or `tune.search` (Optuna + ASHA). The trial's run is
-found again by a tag, so a retried or resumed trial continues its own run; the Train run is named
-by the trial key, so a rerun resumes from its last checkpoint.
+Three levels, as Ray's examples name them: `tune.worker.run_worker` (one worker) ->
+`train_driver_fn` (one trial: owns the trial's MLflow run and starts its worker) -> the Tuner of
+`tune.ablation` (a grid of variants x seeds) or `tune.search` (Optuna + ASHA). A trial with several
+workers or a GPU gets a TorchTrainer (DDP, Ray Train's restarts of the worker group); a one-worker
+CPU trial trains inside the Tune trial itself, since a TorchTrainer would add its 15-25 s start to
+every trial and its 2 s report polling to every epoch. The trial's MLflow run is found again by a
+tag, so a retried or resumed trial continues its own run; the Train run is named by the trial key,
+so a rerun resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -19,34 +22,75 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from harness import storage, tracking
+from harness.config import ComputeConfig
 from harness.results import TrialResult, TrialSpec
 from harness.search_space import tune_fields
 from harness.tune.session import worker_resources
 
 
-class ReportCallback(TuneReportCallback):
-    """Rank 0's report forwarded to Tune; in a search, with the objective and scheduler fields:
-    Tune refuses a result without the searcher's and the scheduler's metric, and ASHA must compare
-    trials at epochs of one stage only."""
+def in_trial(compute: ComputeConfig) -> bool:
+    """One CPU worker trains inside the Tune trial; several workers or a GPU get a TorchTrainer."""
+    return compute.workers_per_trial == 1 and not compute.gpus_per_worker
 
-    def __init__(self, objectives: tuple[str, ...], epoch_metric: str):
+
+def trial_resources(compute: ComputeConfig) -> dict[str, float]:
+    """What the Tune trial itself asks for: the worker's CPUs when it trains in the trial, else a
+    sliver (a function trial cannot ask for 0 CPU) so the CPUs go to the TorchTrainer's workers."""
+    return {"CPU": float(compute.cpus_per_worker)} if in_trial(compute) else {"CPU": 0.01}
+
+
+def trial_failures(compute: ComputeConfig) -> int:
+    """Tune's retries of a trial: a one-worker CPU trial's restarts from its last checkpoint are
+    Tune's; a TorchTrainer restarts its own worker group, and Tune retries its driver once."""
+    return compute.max_failures if in_trial(compute) else 1
+
+
+def tune_result(spec: TrialSpec, metrics: dict) -> dict:
+    """A report as Tune must see it. In a search, with the objective and scheduler fields: Tune
+    refuses a result without the searcher's and the scheduler's metric, and ASHA must compare
+    trials at epochs of one stage only."""
+    out = dict(metrics)
+    if spec.objectives:
+        out.update(tune_fields(out, spec.objectives, spec.epoch_metric))
+    # A report with done=1 makes Tune stop (kill) the trial actor while fit() still shuts the worker
+    # group down, and the group's placement group would have to be reclaimed by Train's cleaner.
+    # Without it the trial ends when train_driver_fn returns.
+    out.pop("done", None)
+    return out
+
+
+class ReportCallback(TuneReportCallback):
+    """Rank 0's report of a TorchTrainer forwarded to Tune, as `tune_result` makes it."""
+
+    def __init__(self, spec: TrialSpec):
         super().__init__()
-        self.objectives, self.epoch_metric = tuple(objectives), epoch_metric
+        self.spec = spec
 
     def after_report(self, run_context, metrics, checkpoint):
-        first = dict(metrics[0])
-        if self.objectives:
-            first.update(tune_fields(first, self.objectives, self.epoch_metric))
-        # A report with done=1 makes Tune stop (kill) the trial actor while fit() still shuts the
-        # worker group down, and the group's placement group would have to be reclaimed by Train's
-        # cleaner. Without it the trial ends when train_driver_fn returns.
-        first.pop("done", None)
-        super().after_report(run_context, [first, *metrics[1:]], checkpoint)
+        super().after_report(run_context, [tune_result(self.spec, metrics[0]), *metrics[1:]], checkpoint)
+
+
+def _trainer(spec: TrialSpec) -> TorchTrainer:
+    from harness.tune.worker import train_loop_per_worker
+    compute = spec.cfg.compute
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=spec.to_tune(),
+        scaling_config=ray.train.ScalingConfig(num_workers=compute.workers_per_trial,
+                                               use_gpu=compute.gpus_per_worker > 0,
+                                               resources_per_worker=worker_resources(compute)),
+        run_config=ray.train.RunConfig(
+            name=spec.train_run, storage_path=spec.ray_storage,
+            failure_config=ray.train.FailureConfig(max_failures=compute.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            callbacks=[ReportCallback(spec)],
+        ),
+    )
 
 
 def train_driver_fn(config: dict) -> None:
-    """A Tune function trial: the spec in `config`, one TorchTrainer, one MLflow run."""
-    from harness.tune.worker import train_loop_per_worker
+    """A Tune function trial: the spec in `config`, one MLflow run, one worker (or a TorchTrainer's)."""
+    from harness.tune.worker import run_in_trial
     started = time.time()
     spec = TrialSpec.from_tune(config)
     cfg = spec.cfg
@@ -54,29 +98,19 @@ def train_driver_fn(config: dict) -> None:
                                 run_name=spec.key, tags={**spec.tags, "task": ",".join(spec.tasks),
                                                          "profile": cfg.profile}, params=spec.params)
     spec = dataclasses.replace(spec, run_id=run_id)
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=spec.to_tune(),
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.compute.workers_per_trial,
-                                               use_gpu=cfg.compute.gpus_per_worker > 0,
-                                               resources_per_worker=worker_resources(cfg.compute)),
-        run_config=ray.train.RunConfig(
-            name=spec.train_run, storage_path=spec.ray_storage,
-            failure_config=ray.train.FailureConfig(max_failures=cfg.compute.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
-            callbacks=[ReportCallback(spec.objectives, spec.epoch_metric)],
-        ),
-    )
     results = Path(spec.results)
     remote = storage.remote_of(spec.storage_uri)
     try:
-        trainer.fit()
+        if in_trial(cfg.compute):
+            run_in_trial(spec, lambda metrics: tune_result(spec, metrics))
+        else:
+            _trainer(spec).fit()
     except BaseException:
         close_failed(spec, remote)
         raise
     closer = trial_closer(spec, remote)
-    # Orchestration overhead: this trial's wall time through Tune and Train next to the time its
-    # stages took inside the worker (what the same stages cost in-process).
+    # Orchestration overhead: this trial's wall time through Tune (and Train) next to its stages'
+    # own work inside the worker (waiting on reports and MLflow excluded).
     path = spec.result_path
     if remote and not storage.pull_trial_result(remote, results, spec.folder, spec.key):
         path.unlink(missing_ok=True)  # a stale copy from an earlier invocation on this node

@@ -25,7 +25,7 @@ from ray import tune
 from harness import search_space, storage, tracking
 from harness.config import ConfigError, ExperimentConfig, flatten
 from harness.results import TrialSpec
-from harness.tune.driver import train_driver_fn
+from harness.tune.driver import train_driver_fn, trial_failures, trial_resources
 from harness.tune.invocation import Invocation
 from harness.tune.live_view import LiveView
 from harness.tune.optuna_adapter import (PruneAwareOptunaSearch, counted, exclusive, make_scheduler, open_study,
@@ -120,12 +120,12 @@ def _tune(spec: search_space.SearchSpec, base: ExperimentConfig, study: optuna.S
         inv.say(f"search {spec.name}: {remaining} trial(s), up to {concurrent} at a time, TPE + "
                 f"{'ASHA on ' + sched.metric if sched.type == 'asha' else 'FIFO (no early stopping)'}; {describe(c)}")
         tuner = tune.Tuner(
-            tune.with_resources(train_driver_fn, {"CPU": 0.01}),
+            tune.with_resources(train_driver_fn, trial_resources(c)),
             param_space=base_spec.to_tune(),
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(sched), num_samples=remaining,
                                         max_concurrent_trials=concurrent, reuse_actors=False),
             run_config=tune.RunConfig(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_storage,
-                                      failure_config=tune.FailureConfig(max_failures=1), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=trial_failures(c)), verbose=0,
                                       callbacks=[LiveView(remaining, spec.tasks)]),
         )
         with warnings.catch_warnings():

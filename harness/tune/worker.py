@@ -1,7 +1,8 @@
-"""Ray Train's `train_loop_per_worker`: one trial's whole pipeline on one worker of a worker group.
+"""One trial's whole pipeline on one worker: a Ray Train worker of the trial's TorchTrainer (several
+workers with DDP, or a GPU), or, for a one-worker CPU trial, the Tune trial itself.
 
-One TorchTrainer per trial runs every stage (a trainer start costs ~20-25 s on 2 cores, so a stage
-must not pay it). Rank 0 writes the cache, the checkpoints and the MLflow logs; all ranks train
+One worker runs every stage (a TorchTrainer start costs ~20-25 s on 2 cores, so a stage must not
+pay it, and a one-worker CPU trial does not need one at all). Rank 0 writes the cache, the checkpoints and the MLflow logs; all ranks train
 (DDP through `ray.train.torch.prepare_model`), draw their own shard of each epoch, and seed with an
 offset by rank. A checkpoint is reported every epoch; when Ray Train restarts the worker group
 after a failure (`ray.train.FailureConfig`), finished stages load from the cache and the
@@ -16,10 +17,13 @@ import pickle
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import ray.train
 import ray.train.torch
+import ray.tune
 import torch
 
 from harness import storage, tracking
@@ -70,21 +74,62 @@ def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, sample
         logger.log_artifact(gif, "samples")
 
 
-def _runtime(spec: TrialSpec, rank: int, world: int, say, logger: tracking.SafeLogger | None) -> Runtime:
-    device = ray.train.torch.get_device()
+class MetricsBuffer:
+    """Per-epoch metrics for MLflow, sent every `every_s` seconds in one request (and at the end):
+    one request per epoch costs seconds per trial at the default profile."""
 
-    def report(metrics: dict, state: dict | None) -> None:
+    def __init__(self, logger: tracking.SafeLogger, every_s: float = 10.0):
+        self.logger, self.every_s = logger, every_s
+        self.rows: list[tuple[dict, int, int]] = []
+        self.sent = time.monotonic()
+
+    def add(self, metrics: dict, step: int) -> None:
+        self.rows.append((dict(metrics), int(step), int(time.time() * 1000)))
+        if time.monotonic() - self.sent >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.logger.log_history(self.rows)
+            self.rows = []
+        self.sent = time.monotonic()
+
+
+@dataclass(frozen=True)
+class RayIO:
+    """How a worker reports to Ray: through Ray Train (a TorchTrainer's workers) or straight to
+    Tune (a one-worker CPU trial run inside the Tune trial itself)."""
+
+    report: Callable[..., None]  # report(metrics, checkpoint=...)
+    get_checkpoint: Callable[[], Any]
+    checkpoint: type  # the Checkpoint class this API takes
+    fields: Callable[[dict], dict] = lambda metrics: metrics  # what Tune must see besides (a search's)
+    # Epoch reports without a checkpoint closer together than this are not sent: each one waits for
+    # Tune's controller to take it. 0 (Ray Train): every epoch, since Train's report is collective.
+    every_s: float = 0.0
+    needed: Callable[[dict], bool] = lambda metrics: True  # a report that is always sent (ASHA's epochs)
+
+
+def _runtime(spec: TrialSpec, rank: int, world: int, device: torch.device, io: RayIO, say,
+             metrics: MetricsBuffer | None) -> Runtime:
+    sent = [float("-inf")]
+
+    def report(values: dict, state: dict | None) -> None:
+        if state is None and time.monotonic() - sent[0] < io.every_s and not io.needed(values):
+            return
+        sent[0] = time.monotonic()
         checkpoint, folder = None, None
         if state is not None:
             folder = Path(tempfile.mkdtemp(prefix="uniglor-ckpt-"))
             write_checkpoint(state, folder)
-            checkpoint = ray.train.Checkpoint.from_directory(str(folder))
-        ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, checkpoint=checkpoint)
+            checkpoint = io.checkpoint.from_directory(str(folder))
+        io.report(io.fields({k: v for k, v in values.items() if isinstance(v, (int, float, str))}),
+                  checkpoint=checkpoint)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
     def latest() -> dict | None:
-        checkpoint = ray.train.get_checkpoint()
+        checkpoint = io.get_checkpoint()
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as folder:
@@ -98,13 +143,13 @@ def _runtime(spec: TrialSpec, rank: int, world: int, say, logger: tracking.SafeL
 
     return Runtime(rank=rank, world_size=world, device=device, bf16=spec.cfg.compute.bf16,
                    prepare_model=prepare_model, report=report, latest_checkpoint=latest, say=say,
-                   log_metrics=(lambda m, step: logger.log_metrics(m, step)) if logger else (lambda m, step: None))
+                   log_metrics=metrics.add if metrics else (lambda m, step: None),
+                   checkpoint_every_s=spec.cfg.compute.checkpoint_every_s)
 
 
-def train_loop_per_worker(config: dict) -> None:
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    spec = TrialSpec.from_tune(config)
+def run_worker(spec: TrialSpec, rank: int, world: int, device: torch.device, io: RayIO) -> None:
+    """One worker's whole trial: every stage, then (rank 0) the result file, the MLflow logs, and
+    the final report that carries the trial's dev and test metrics."""
     cfg = spec.cfg
     threads = cfg.compute.torch_threads or max(1, int(cfg.compute.cpus_per_worker))
     torch.set_num_threads(threads)
@@ -116,13 +161,14 @@ def train_loop_per_worker(config: dict) -> None:
         # An earlier attempt may have run on another node: continue its log and pending queue.
         storage.pull_trial_folder(remote, results, spec.folder, spec.key)
     logger = tracking.SafeLogger(spec.tracking_uri, spec.run_id, trial_dir / "pending") if rank == 0 else None
+    buffer = MetricsBuffer(logger) if logger else None
     log_file = open(trial_dir / f"worker{rank}.log", "a", buffering=1) if rank == 0 else None
 
     def say(text: str) -> None:
         if log_file:
             log_file.write(f"{time.strftime('%H:%M:%S')} {text}\n")
 
-    runtime = _runtime(spec, rank, world, say, logger)
+    runtime = _runtime(spec, rank, world, device, io, say, buffer)
     # The node id says where a trial ran (multi-node debugging; the fault tests kill that node).
     say(f"trial {spec.key}: rank {rank}/{world} on {runtime.device}, {threads} torch threads, "
         f"node {ray.get_runtime_context().get_node_id()}")
@@ -130,12 +176,14 @@ def train_loop_per_worker(config: dict) -> None:
         result, sample = run_trial(cfg, spec.tasks, StageCache(ResultsLayout(results).cache, remote), runtime)
     except BaseException:
         if rank == 0:  # the log says why; its node may be gone by the time anyone looks
+            buffer.flush()
             with contextlib.suppress(*storage.REMOTE_ERRORS):
                 storage.push_trial(remote, results, spec.folder, spec.key, result=False)
         raise
     metrics = result.final_metrics()
     if rank == 0:
         result = dataclasses.replace(result, key=spec.key, variant=spec.variant)
+        buffer.flush()
         log_trial_artifacts(logger, result, sample, trial_dir)
         result.write(spec.result_path)
         logger.log_metrics(metrics, step=0)
@@ -149,6 +197,27 @@ def train_loop_per_worker(config: dict) -> None:
         storage.push_trial(remote, results, spec.folder, spec.key)
     # Not Tune's reserved "done" key: a result with done=1 makes Tune stop (kill) the trial actor
     # while fit() is still returning, so the trial's MLflow run was never closed (left RUNNING).
-    ray.train.report({"stage": "done", **metrics})
+    io.report(io.fields({"stage": "done", **metrics}))
     if log_file:
         log_file.close()
+
+
+REPORT_EVERY_S = 2.0  # the live view's refresh; Tune needs no more
+TRAIN_IO = RayIO(report=ray.train.report, get_checkpoint=ray.train.get_checkpoint, checkpoint=ray.train.Checkpoint)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """A Ray Train worker (TorchTrainer): several workers (DDP) or a GPU."""
+    ctx = ray.train.get_context()
+    run_worker(TrialSpec.from_tune(config), ctx.get_world_rank(), ctx.get_world_size(),
+               ray.train.torch.get_device(), TRAIN_IO)
+
+
+def run_in_trial(spec: TrialSpec, fields: Callable[[dict], dict]) -> None:
+    """A one-worker CPU trial inside the Tune trial itself: no TorchTrainer to start per trial (its
+    worker group costs 15-25 s before the first step), reports straight to Tune, at most every
+    REPORT_EVERY_S seconds except those a search's scheduler decides on."""
+    run_worker(spec, 0, 1, torch.device("cpu"),
+               RayIO(report=ray.tune.report, get_checkpoint=ray.tune.get_checkpoint, checkpoint=ray.tune.Checkpoint,
+                     fields=fields, every_s=REPORT_EVERY_S,
+                     needed=lambda metrics: bool(spec.epoch_metric) and spec.epoch_metric in metrics))

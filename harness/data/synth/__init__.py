@@ -20,7 +20,10 @@ has real work to do. What makes the paper's questions meaningful rather than tri
   built in families: a family shares one trajectory and its members differ only in handshape,
   only in face, or in both (minimal pairs), so a model that ignores the small channels (hands
   relative to the wrist, face relative to the nose) cannot tell them apart: the question that
-  pose weighting (APW, paper eq. 1-2) is about.
+  pose weighting (APW, paper eq. 1-2) is about. The members of a family fill the same slot of
+  the grammar (COFFEE / TEA, NORTH / SOUTH, TODAY / TOMORROW; grammar.slot), as the signs of one
+  semantic field often share their movement in real sign languages, so neither the gloss order
+  nor the sentence around a sign tells them apart: only the hands and the face do.
 - Signers and recording (signers.py). Per-signer proportions (shoulder width, arms, hand and face size, head
   height, position in the frame, size of the signing space) and speed (10-22 frames per sign at
   25 fps), coarticulated transitions (a few frames of interpolation between signs), slow body
@@ -40,7 +43,7 @@ effect, not PHOENIX14T results. scripts/corpus_stats.py measures the claims abov
 """
 
 from harness.data.synth.corpus import generate_corpus
-from harness.data.synth.grammar import INVENTORY_ORDER, MAX_GLOSSES, MIN_GLOSSES
+from harness.data.synth.grammar import INVENTORY_ORDER, MAX_GLOSSES, MIN_GLOSSES, slot
 from harness.data.synth.signers import DERIVED, FRAME_SIZE, PRIMARY, Signer, make_signers
 from harness.data.synth.signs import (
     EXPRESSIONS, HANDSHAPES, MIN_FACE_CONTRAST, MIN_HAND_CONTRAST, GlossSign, Trajectory, gloss_inventory,
@@ -50,5 +53,5 @@ from harness.data.synth.signs import (
 __all__ = [
     "DERIVED", "EXPRESSIONS", "FRAME_SIZE", "HANDSHAPES", "INVENTORY_ORDER", "MAX_GLOSSES", "MIN_FACE_CONTRAST",
     "MIN_GLOSSES", "MIN_HAND_CONTRAST", "PRIMARY", "GlossSign", "Signer", "Trajectory", "generate_corpus",
-    "gloss_inventory", "make_signers", "minimal_pairs",
+    "gloss_inventory", "make_signers", "minimal_pairs", "slot",
 ]

@@ -150,6 +150,23 @@ INVENTORY_ORDER = _inventory_order()
 MIN_GLOSSES, MAX_GLOSSES = 4, len(INVENTORY_ORDER)
 
 
+def slot(gloss: str) -> str:
+    """The slot a gloss fills in the grammar: glosses of one slot can replace each other in a
+    sentence (COFFEE / TEA, NORTH / SOUTH, TODAY / TOMORROW, EAT / DRINK), so the sentence around
+    a sign does not tell them apart. Objects are split by what they are (food, drink, ...), and
+    HAVE is a transitive verb like BUY; NOT, STRONG and VERY fill slots of their own."""
+    if gloss in _OBJECT:
+        return "object:" + _OBJECT[gloss][1][0]
+    for name, table in (("time", _TIME), ("person", _PERSON), ("verb_t", _VERB_T), ("place", _PLACE),
+                        ("verb_m", _VERB_M), ("verb_i", _VERB_I), ("weather", _WEATHER), ("region", _REGION),
+                        ("temp", _TEMP), ("adj", _ADJ)):
+        if gloss in table:
+            return name
+    if gloss in _MODAL:
+        return "modal"
+    return "verb_t" if gloss == "HAVE" else gloss
+
+
 def _words(phrase: str, pos: int) -> list[tuple[str, int]]:
     """Tokens of a phrase; the '*' word is aligned to gloss position pos, the others to -1."""
     return [(w.lstrip("*"), pos if w.startswith("*") else -1) for w in phrase.split()]

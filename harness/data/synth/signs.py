@@ -5,7 +5,8 @@ one of four path types; one- or two-handed), a handshape sequence (the 21 hand j
 the wrist, from a start to an end shape) and a facial expression. The inventory is built in
 families that share a trajectory and differ only in handshape, only in face, or in both (minimal
 pairs), so a model that ignores the small channels cannot tell them apart: what pose weighting
-(APW, paper eq. 1-2) is about.
+(APW, paper eq. 1-2) is about. The members of a family fill one grammatical slot (_families), so
+the sentence around a sign does not tell them apart either.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.data.synth.grammar import INVENTORY_ORDER
+from harness.data.synth.grammar import INVENTORY_ORDER, slot
 from models.layout import FACE_NAMES
 
 # Dominant (right) wrist locations. Coordinates: x right in the image (the signer's right hand
@@ -243,17 +244,45 @@ def _family_sizes(n: int) -> list[int]:
     return [3] * triples + [2] * pairs + [1] * (n - 3 * triples - 2 * pairs)
 
 
+def _families(names: tuple[str, ...], sizes: list[int], rng: np.random.Generator) -> list[list[str]]:
+    """Members of each family (sizes in order). A family of 2 or 3 is drawn from one grammatical
+    slot (grammar.slot: COFFEE / TEA, NORTH / SOUTH, TODAY / TOMORROW) whenever a slot has that
+    many glosses left, as real minimal pairs often are (signs of one semantic field share their
+    movement), so the sentence around a sign cannot tell the members apart; only when none has
+    (tiny inventories) is a family drawn across slots. The rest are families of one."""
+    left: dict[str, list[str]] = {}
+    for g in names:
+        left.setdefault(slot(g), []).append(g)
+    for members in left.values():
+        rng.shuffle(members)
+    out = []
+    for size in sizes:
+        if size == 1:
+            break
+        room = [k for k, v in left.items() if len(v) >= size]
+        if room:
+            members = left[room[rng.integers(len(room))]]
+            out.append([members.pop() for _ in range(size)])
+        else:  # across slots, from the emptiest ones: what is left for the next families stays paired
+            emptiest = sorted(left, key=lambda k: len(left[k]))[:size]
+            out.append([left[k].pop() for k in emptiest])
+        left = {k: v for k, v in left.items() if v}
+    singles = [g for g in names if all(g not in f for f in out)]
+    return out + [[g] for g in singles]
+
+
 def gloss_inventory(seed: int, glosses: int) -> list[GlossSign]:
     """The signs of the first `glosses` glosses of INVENTORY_ORDER, in that order.
 
     Families of size 3 (base, a handshape variant, a face variant), 2 (alternately differing in
     handshape, face, or both) and 1 share a trajectory within the family and have distinct
-    trajectories across families. Deterministic in (seed, glosses); split sizes do not change it.
+    trajectories across families; the members of a family fill the same grammatical slot
+    (_families). Deterministic in (seed, glosses); split sizes do not change it.
     """
     rng = np.random.default_rng([seed, 0])
     names = INVENTORY_ORDER[:glosses]
-    order = rng.permutation(glosses)
     sizes = _family_sizes(glosses)
+    groups = _families(names, sizes, rng)
     # Distinct trajectories: reject a candidate whose reference path is too close to one taken;
     # relax the threshold if the signing space is crowded (large inventories).
     paths: list[np.ndarray] = []
@@ -287,10 +316,9 @@ def gloss_inventory(seed: int, glosses: int) -> list[GlossSign]:
         return far[rng.integers(len(far))]
 
     signs: dict[str, GlossSign] = {}
-    start, pair_kind = 0, 0
-    for family, (size, traj) in enumerate(zip(sizes, trajectories)):
-        members = [names[i] for i in order[start:start + size]]
-        start += size
+    pair_kind = 0
+    for family, (members, traj) in enumerate(zip(groups, trajectories)):
+        size = len(members)
         h, f = hand_seq(), face()
         if size == 3:
             variants = [(h, f), (other_hand(h), f), (h, other_face(f))]

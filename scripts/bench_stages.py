@@ -1,0 +1,195 @@
+"""Benchmark (not a test): each stage of one trial against its FLOP-limited time, on one thread.
+
+One trial (ablation `apw`, variant `apw` by default) runs in this process (`harness.pipeline.run_trial`
+with `harness.loop.local_runtime`, torch on one thread) into a fresh results folder, so every stage
+is computed. Per stage it prints:
+
+- seconds: the stage's own time as `run_trial` reports it (its training, evaluation, decoding and
+  cache write; not time spent waiting on reports);
+- GFLOP: the matmul, convolution and attention FLOPs of the stage's training AND evaluation, counted
+  by `torch.utils.flop_counter.FlopCounterMode`;
+- the FLOP-limited seconds, GFLOP / this CPU's single-thread fp32 matmul rate (measured in the same
+  run: the best of several 1024^3 products before, between and after the passes), and the ratio.
+
+Counting does not distort the timing: the FLOPs are counted in a second pass of the same trial
+(same config and seed, its own fresh cache) whose time is not used; FlopCounterMode intercepts every
+op in Python, which slows that pass. In the counting pass PyTorch's fused Transformer fast path is
+off (its fused kernels are not in FlopCounterMode's tables and would count as 0 FLOPs); that changes
+only float rounding of evaluation forwards, so decoded lengths, and with them the FLOPs, can differ
+slightly; the footer says whether both passes produced the same test metrics.
+
+    python scripts/bench_stages.py --profile debug
+    python scripts/bench_stages.py --profile default --set pretrain.epochs=2
+
+`stage_rows` returns the table as dicts, for scripts that add columns (e.g. the same trial through
+run_ablation.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from harness.ablation import load_ablation, variant_config  # noqa: E402
+from harness.cache import StageCache  # noqa: E402
+from harness.config import parse_set  # noqa: E402
+from harness.loop import local_runtime  # noqa: E402
+from harness.pipeline import prepare_source, run_trial  # noqa: E402
+from harness.results import ResultsLayout  # noqa: E402
+from harness.stages import STAGES, StageContext, cached_run, run_order, stage_keys  # noqa: E402
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 8) -> float:
+    """The best single-product rate of an n x n x n fp32 matmul on the current thread count, GFLOP/s."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+@contextmanager
+def _no_fused_transformer():
+    mha = torch.backends.mha
+    before = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(before)
+
+
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's module tracker: every FLOP counts under "Global" only."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def count_flops(cfg, tasks: tuple[str, ...], results: Path) -> tuple[dict[str, float], dict]:
+    """FLOPs per stage of the trial, computed again from scratch into `results` (a fresh cache),
+    the walk of `harness.pipeline.run_trial` with each stage's computation under FlopCounterMode.
+    Returns ({stage: flops}, {stage: stored output})."""
+    from torch.utils.flop_counter import FlopCounterMode
+    runtime = local_runtime(say=lambda text: None)
+    cache = StageCache(ResultsLayout(results).cache)
+    keys = stage_keys(cfg, tasks)
+    ready, stored, flops = {}, {}, {}
+
+    def counted(stage, ctx):
+        counter = FlopCounterMode(display=False)
+        counter.mod_tracker = _GlobalOnly()  # per-module attribution is not needed, and its hooks
+        with counter:  # fail on a no_grad view of a parameter (SignMAE's queries in evaluation)
+            out = stage.run(ctx)
+        flops[stage.name] = float(counter.get_total_flops())
+        return out
+
+    with _no_fused_transformer():
+        for name in run_order(tasks):
+            stage = STAGES[name]
+            ctx = StageContext(cfg=cfg, runtime=runtime, key=keys[name], inputs={n: ready[n] for n in stage.needs},
+                               prepare_source=lambda spec: prepare_source(spec, cfg, cache, runtime))
+            stored[name], _ = cached_run(stage, keys[name], cache, runtime, lambda: counted(stage, ctx))
+            ready[name] = stage.ready(ctx, stored[name])
+    return flops, stored
+
+
+def _test_metrics(stored: dict, tasks: tuple[str, ...]) -> dict:
+    return {t: stored[t]["result"]["test"]["metrics"] for t in tasks if t in stored}
+
+
+def stage_rows(cfg, tasks: tuple[str, ...], results: Path | None = None, say=print) -> tuple[list[dict], dict]:
+    """Time the trial in-process, then count its FLOPs in a second pass. Returns one row per stage
+    (stage, status, seconds, gflop, flop_s, ratio) plus a "trial" row (the stages' sums; its
+    wall_s also holds prepare and the walk), and an info dict (matmul rates, passes)."""
+    torch.set_num_threads(1)
+    rates = [matmul_gflops()]
+    with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
+        timed_dir = Path(results).resolve() if results else Path(tmp) / "timed"
+        say(f"timed pass: {timed_dir}")
+        t0 = time.perf_counter()
+        result, _ = run_trial(cfg, tasks, StageCache(ResultsLayout(timed_dir).cache), local_runtime(say=lambda s: None))
+        timed_wall = time.perf_counter() - t0
+        rates.append(matmul_gflops())
+        say(f"counting pass: {Path(tmp) / 'counted'}")
+        t0 = time.perf_counter()
+        flops, stored = count_flops(cfg, tasks, Path(tmp) / "counted")
+        count_wall = time.perf_counter() - t0
+        rates.append(matmul_gflops())
+    rate = max(rates)
+    rows = []
+    for name, seconds in result.stage_seconds.items():
+        gflop = flops.get(name, 0.0) / 1e9
+        flop_s = gflop / rate
+        rows.append({"stage": name, "status": result.stages[name], "seconds": seconds, "gflop": gflop,
+                     "flop_s": flop_s, "ratio": seconds / flop_s if flop_s else float("inf")})
+    total_s = sum(r["seconds"] for r in rows)
+    total_gflop = sum(r["gflop"] for r in rows)
+    rows.append({"stage": "trial", "status": "", "seconds": total_s, "gflop": total_gflop,
+                 "flop_s": total_gflop / rate, "ratio": total_s / (total_gflop / rate) if total_gflop else float("inf"),
+                 "wall_s": result.seconds})
+    timed_metrics, counted_metrics = {t: result.tasks[t].test.metrics for t in tasks}, _test_metrics(stored, tasks)
+    info = {"matmul_gflops": rates, "rate_used": rate, "timed_pass_s": timed_wall, "counting_pass_s": count_wall,
+            "same_test_metrics": timed_metrics == counted_metrics, "test_metrics": timed_metrics,
+            "counted_test_metrics": counted_metrics}
+    return rows, info
+
+
+def markdown(rows: list[dict], info: dict, title: str) -> str:
+    lines = [f"**{title}**", "",
+             "| stage | seconds | GFLOP | FLOP-limited s | ratio |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        name = f"**{r['stage']}**" if r["stage"] == "trial" else r["stage"]
+        status = f" ({r['status']})" if r["status"] not in ("", "computed") else ""
+        lines.append(f"| {name}{status} | {r['seconds']:.1f} | {r['gflop']:.1f} | {r['flop_s']:.1f} | {r['ratio']:.2f}x |")
+    trial = rows[-1]
+    rates = ", ".join(f"{g:.0f}" for g in info["matmul_gflops"])
+    lines += ["", f"Single-thread fp32 matmul: {info['rate_used']:.0f} GFLOP/s (best of the measurements before, "
+              f"between and after the passes: {rates}). Trial wall time in-process {trial['wall_s']:.1f} s "
+              f"(the stages plus prepare); FLOP-counting pass {info['counting_pass_s']:.0f} s, not timed. "
+              f"Both passes gave the same test metrics: {'yes' if info['same_test_metrics'] else 'no'}."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="default")
+    p.add_argument("--ablation", default="apw")
+    p.add_argument("--variant", default="apw")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--results", help="results folder of the timed pass (default: a fresh temporary one, "
+                   "so nothing is cached)")
+    p.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    args = p.parse_args(argv)
+    spec = load_ablation(args.ablation)
+    cfg = variant_config(spec, args.variant, args.profile, parse_set(args.set), args.seed)
+    rows, info = stage_rows(cfg, spec.tasks, Path(args.results) if args.results else None,
+                            say=lambda s: print(s, file=sys.stderr))
+    print(markdown(rows, info, f"{args.ablation}/{args.variant}, profile {args.profile}, seed {args.seed}, one thread"))
+    if args.json:
+        print(json.dumps({"rows": rows, "info": info}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
