@@ -30,6 +30,7 @@ class Runtime:
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     bf16: bool = True
+    cpu_bf16: bool = False  # bf16 autocast on CPU too (compute.cpu_bf16)
     # wrap a model for this runtime (DDP across workers); identity in-process
     prepare_model: Callable[[nn.Module], nn.Module] = lambda m: m
     # report(metrics, checkpoint_state or None): called on EVERY rank once per epoch
@@ -82,7 +83,7 @@ class Runtime:
         if self.device.type == "cuda":
             use = self.bf16
         else:
-            use = self.device.type == "cpu" and bool(getattr(self, "cpu_bf16", False))
+            use = self.device.type == "cpu" and self.cpu_bf16
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use)
 
 

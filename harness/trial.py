@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     say = (lambda s: print(s, file=sys.stderr)) if args.json else print
     cache = StageCache(ResultsLayout(Path(args.results).resolve()).cache)
-    result, _ = run_trial(cfg, spec.tasks, cache, local_runtime(say))
+    runtime = local_runtime(say)
+    runtime.cpu_bf16 = cfg.compute.cpu_bf16  # what Runtime.autocast reads on CPU
+    result, _ = run_trial(cfg, spec.tasks, cache, runtime)
     summary = {task: result.tasks[task].test.metrics for task in spec.tasks}
     if args.json:
         print(json.dumps({"metrics": summary, "stages": result.stages, "stage_seconds": result.stage_seconds,

@@ -91,6 +91,7 @@ def count_flops(cfg, tasks: tuple[str, ...], results: Path) -> tuple[dict[str, f
     Returns ({stage: flops}, {stage: stored output})."""
     from torch.utils.flop_counter import FlopCounterMode
     runtime = local_runtime(say=lambda text: None)
+    runtime.cpu_bf16 = cfg.compute.cpu_bf16
     cache = StageCache(ResultsLayout(results).cache)
     keys = stage_keys(cfg, tasks)
     ready, stored, flops = {}, {}, {}
@@ -127,7 +128,9 @@ def stage_rows(cfg, tasks: tuple[str, ...], results: Path | None = None, say=pri
         timed_dir = Path(results).resolve() if results else Path(tmp) / "timed"
         say(f"timed pass: {timed_dir}")
         t0 = time.perf_counter()
-        result, _ = run_trial(cfg, tasks, StageCache(ResultsLayout(timed_dir).cache), local_runtime(say=lambda s: None))
+        runtime = local_runtime(say=lambda s: None)
+        runtime.cpu_bf16 = cfg.compute.cpu_bf16  # as harness.trial does
+        result, _ = run_trial(cfg, tasks, StageCache(ResultsLayout(timed_dir).cache), runtime)
         timed_wall = time.perf_counter() - t0
         rates.append(matmul_gflops())
         say(f"counting pass: {Path(tmp) / 'counted'}")

@@ -42,6 +42,8 @@ def test_keys_are_shared_exactly_where_the_outputs_are(tiny_cfg):
     assert {n for n in base if base[n] == seed[n]} == {"prepare"}
     compute = stage_keys(apply_overrides(tiny_cfg, {"compute.torch_threads": 2}), BOTH)
     assert compute == base  # how a trial runs is not what it computes
+    bf16 = stage_keys(apply_overrides(tiny_cfg, {"compute.cpu_bf16": True}), BOTH)
+    assert {n for n in base if base[n] == bf16[n]} == {"prepare"}  # every training stage computes otherwise
     # Text-to-sign's embedding is an `embed` entry: at stride = window it is sign-to-text's own.
     same = stage_keys(apply_overrides(tiny_cfg, {"embed.stride": tiny_cfg.pretrain.window}), BOTH)
     assert same["embed"] == same["embed_t2s"]

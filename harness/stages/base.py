@@ -30,6 +30,12 @@ class StageContext:
     prepare_source: Callable[[str], Corpus]
 
 
+def numerics(cfg: ExperimentConfig) -> dict:
+    """What a training stage's key hashes of how it computes: bf16 on CPU changes its numbers (and
+    is absent from the key when off, so turning nothing on changes no key)."""
+    return {"cpu_bf16": True} if cfg.compute.cpu_bf16 else {}
+
+
 def _identity(ctx: StageContext, stored: Any) -> Any:
     return stored
 

@@ -21,7 +21,7 @@ from harness.data.parts import drop_parts
 from harness.data.record import DataError, SignSequence
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
-from harness.stages.base import Stage, StageContext
+from harness.stages.base import Stage, StageContext, numerics
 from harness.datasource import check_window, source_identity
 from models.layout import CANONICAL
 
@@ -41,7 +41,7 @@ def settings(cfg: ExperimentConfig) -> dict:
     extra = cfg.pretrain.extra_source
     return {"pretrain": dataclasses.asdict(cfg.pretrain), "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed,
             "extra": source_identity(extra, cfg) if extra else None,
-            "extra_noise_threshold": cfg.data.noise_threshold if extra else None}
+            "extra_noise_threshold": cfg.data.noise_threshold if extra else None, **numerics(cfg)}
 
 
 def training_sequences(ctx: StageContext) -> list[SignSequence]:
@@ -130,5 +130,7 @@ def _ready(ctx: StageContext, out: dict) -> Pretrained:
     return Pretrained(model, out["metrics"])
 
 
+# Version 2: CTR-GC computed without per-sample 73 x 73 products (the same function up to float
+# rounding, other numbers), and the part-relative terms: entries of version 1 are not reused.
 PRETRAIN = Stage(name="pretrain", needs=("prepare",), settings=settings, run=run, save=_save, load=_load,
-                 ready=_ready)
+                 ready=_ready, version=2)

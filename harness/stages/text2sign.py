@@ -20,7 +20,7 @@ from harness.config import ConfigError
 from harness.data.datasets import pad_sequences, pad_windows
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
-from harness.stages.base import Stage, StageContext
+from harness.stages.base import Stage, StageContext, numerics
 from harness.datasource import present_points
 
 EVALUATIONS = 4  # dev length-accuracy evaluations over the stage
@@ -108,7 +108,8 @@ def _load(folder: Path) -> dict:
 
 
 def settings(cfg) -> dict:
-    return {"text2sign": dataclasses.asdict(cfg.text2sign), "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed}
+    return {"text2sign": dataclasses.asdict(cfg.text2sign), "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed,
+            **numerics(cfg)}
 
 
 TEXT2SIGN = Stage(name="text2sign", needs=("prepare", "pretrain", "embed_t2s", "backtranslator"), settings=settings,

@@ -20,7 +20,7 @@ from harness.config import ExperimentConfig
 from harness.data.datasets import pad_windows
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
-from harness.stages.base import Stage, StageContext
+from harness.stages.base import Stage, StageContext, numerics
 from models.transformer import pad_batch, teacher_forcing_pair
 
 EVALUATIONS = 8  # greedy dev evaluations over a stage (every epochs // 8 epochs)
@@ -141,7 +141,7 @@ def _ready_backtranslator(ctx: StageContext, out: dict) -> dict:
 
 def _settings(section: str) -> Callable[[ExperimentConfig], dict]:
     return lambda cfg: {section: dataclasses.asdict(getattr(cfg, section)), "optim": dataclasses.asdict(cfg.optim),
-                        "seed": cfg.seed}
+                        "seed": cfg.seed, **numerics(cfg)}
 
 
 SIGN2TEXT = Stage(name="sign2text", needs=("prepare", "embed"), settings=_settings("sign2text"), run=run_sign2text,

@@ -142,6 +142,7 @@ def _runtime(spec: TrialSpec, rank: int, world: int, device: torch.device, io: R
         return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
 
     return Runtime(rank=rank, world_size=world, device=device, bf16=spec.cfg.compute.bf16,
+                   cpu_bf16=spec.cfg.compute.cpu_bf16,
                    prepare_model=prepare_model, report=report, latest_checkpoint=latest, say=say,
                    log_metrics=metrics.add if metrics else (lambda m, step: None),
                    checkpoint_every_s=spec.cfg.compute.checkpoint_every_s)
