@@ -23,7 +23,7 @@ import yaml
 from harness.data.synth import MAX_GLOSSES, MIN_GLOSSES
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-PROFILES = ("debug", "default", "paper")
+PROFILES = ("debug", "demo", "default", "paper")
 
 
 class ConfigError(ValueError):

@@ -21,14 +21,22 @@ slightly; the footer says whether both passes produced the same test metrics.
     python scripts/bench_stages.py --profile debug
     python scripts/bench_stages.py --profile default --set pretrain.epochs=2
 
-`stage_rows` returns the table as dicts, for scripts that add columns (e.g. the same trial through
-run_ablation.py).
+With `--orchestration` it also runs the same trial through `run_ablation.py` (`--seeds 1 --only
+VARIANT --max-concurrent 1`, local Ray, Tune, MLflow, into another fresh folder) and adds, per stage,
+its seconds there and the ratio to the in-process seconds, and for the trial its wall time under
+Tune (from its trial function's start to its result written: MLflow runs, reports, checkpoints and
+waits included) against its in-process wall time: the orchestration ratio. Fixed costs of an
+invocation (starting Ray and the trial's actor, the table and figures) are printed separately, as
+the whole command's time.
+
+`stage_rows` returns the table as dicts, for scripts that add columns.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -157,19 +165,63 @@ def stage_rows(cfg, tasks: tuple[str, ...], results: Path | None = None, say=pri
     return rows, info
 
 
+def through_tune(ablation: str, variant: str, profile: str | None, sets: list[str], seed: int) -> dict:
+    """The same trial through run_ablation.py in a fresh folder: its TrialResult (stage seconds,
+    trial_wall_s) and the whole command's wall time."""
+    if seed != 0:
+        raise SystemExit("--orchestration runs run_ablation.py's first seed: use --seed 0")
+    with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
+        cmd = [sys.executable, str(ROOT / "harness" / "run_ablation.py"), ablation, "--seeds", "1", "--only", variant,
+               "--max-concurrent", "1", "--results", tmp, "--json"]
+        cmd += ["--profile", profile] if profile else []
+        for kv in sets:
+            cmd += ["--set", kv]
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if out.returncode != 0:
+            raise SystemExit(f"run_ablation.py failed ({out.returncode}):\n{out.stderr[-3000:]}")
+        found = sorted((Path(tmp) / ablation / "trials").glob("*.json"))
+        if len(found) != 1:
+            raise SystemExit(f"expected one trial result under {tmp}/{ablation}/trials, found {len(found)}")
+        data = json.loads(found[0].read_text())
+    return {"command_s": wall, "trial_wall_s": float(data["trial_wall_s"]), "stage_seconds": data["stage_seconds"],
+            "seconds": float(data["seconds"])}
+
+
+def add_orchestration(rows: list[dict], info: dict, tune: dict) -> None:
+    """Per stage: seconds under Tune and their ratio to in-process; the trial: wall under Tune / in-process."""
+    for r in rows[:-1]:
+        r["tune_s"] = float(tune["stage_seconds"].get(r["stage"], float("nan")))
+        r["orchestration"] = r["tune_s"] / r["seconds"] if r["seconds"] else float("nan")
+    trial = rows[-1]
+    trial["tune_s"] = tune["trial_wall_s"]
+    trial["orchestration"] = tune["trial_wall_s"] / trial["wall_s"]
+    info["tune_command_s"] = tune["command_s"]
+
+
 def markdown(rows: list[dict], info: dict, title: str) -> str:
-    lines = [f"**{title}**", "",
-             "| stage | seconds | GFLOP | FLOP-limited s | ratio |", "|---|---:|---:|---:|---:|"]
+    orch = "orchestration" in rows[-1]
+    head = "| stage | seconds | GFLOP | FLOP-limited s | ratio |" + (" through Tune s | orchestration |" if orch else "")
+    lines = [f"**{title}**", "", head, "|---|---:|---:|---:|---:|" + ("---:|---:|" if orch else "")]
     for r in rows:
         name = f"**{r['stage']}**" if r["stage"] == "trial" else r["stage"]
         status = f" ({r['status']})" if r["status"] not in ("", "computed") else ""
-        lines.append(f"| {name}{status} | {r['seconds']:.1f} | {r['gflop']:.1f} | {r['flop_s']:.1f} | {r['ratio']:.2f}x |")
+        line = f"| {name}{status} | {r['seconds']:.1f} | {r['gflop']:.1f} | {r['flop_s']:.1f} | {r['ratio']:.2f}x |"
+        if orch:
+            line += f" {r['tune_s']:.1f} | {r['orchestration']:.2f}x |"
+        lines.append(line)
     trial = rows[-1]
     rates = ", ".join(f"{g:.0f}" for g in info["matmul_gflops"])
     lines += ["", f"Single-thread fp32 matmul: {info['rate_used']:.0f} GFLOP/s (best of the measurements before, "
               f"between and after the passes: {rates}). Trial wall time in-process {trial['wall_s']:.1f} s "
               f"(the stages plus prepare); FLOP-counting pass {info['counting_pass_s']:.0f} s, not timed. "
               f"Both passes gave the same test metrics: {'yes' if info['same_test_metrics'] else 'no'}."]
+    if orch:
+        lines += ["", f"Through `run_ablation.py`: the trial's wall time under Tune {trial['tune_s']:.1f} s (its trial "
+                  f"function, MLflow, reports and checkpoints) against {trial['wall_s']:.1f} s in-process: "
+                  f"{trial['orchestration']:.2f}x. The whole command took {info['tune_command_s']:.1f} s (Python and "
+                  f"Ray start, the trial's actor, the parent run, table and figures: once per invocation, not per trial)."]
     return "\n".join(lines)
 
 
@@ -183,11 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", help="results folder of the timed pass (default: a fresh temporary one, "
                    "so nothing is cached)")
     p.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    p.add_argument("--orchestration", action="store_true",
+                   help="also run the same trial through run_ablation.py and add its columns")
     args = p.parse_args(argv)
     spec = load_ablation(args.ablation)
     cfg = variant_config(spec, args.variant, args.profile, parse_set(args.set), args.seed)
     rows, info = stage_rows(cfg, spec.tasks, Path(args.results) if args.results else None,
                             say=lambda s: print(s, file=sys.stderr))
+    if args.orchestration:
+        print("through run_ablation.py ...", file=sys.stderr)
+        add_orchestration(rows, info, through_tune(args.ablation, args.variant, args.profile, args.set, args.seed))
     print(markdown(rows, info, f"{args.ablation}/{args.variant}, profile {args.profile}, seed {args.seed}, one thread"))
     if args.json:
         print(json.dumps({"rows": rows, "info": info}, indent=1))

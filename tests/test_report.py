@@ -179,3 +179,33 @@ def test_degenerate_outputs_are_named_in_words():
     assert degenerate_outputs([_outputs("none", "sign2text", ["a", "b"])], ["none"]) == []
     footer = footer_text("synth", "debug", [0], "x", synthetic=True, degenerate=lines)
     assert f"**{lines[0]}**" in footer and footer.rstrip().endswith(f"**{SYNTHETIC_LINE}**")
+
+
+def test_reading_says_which_differences_are_significant():
+    rows = [{"variant": "none", "task": "sign2text", "bleu4": 49.21, "p_bleu4": None},
+            {"variant": "fpw", "task": "sign2text", "bleu4": 49.59, "p_bleu4": 0.309},
+            {"variant": "apw", "task": "sign2text", "bleu4": 36.47, "p_bleu4": 0.0004},
+            {"variant": "none", "task": "text2sign", "bleu4": 14.0, "p_bleu4": None},
+            {"variant": "apw", "task": "text2sign", "bleu4": 14.1, "p_bleu4": 0.5}]
+    lines = report.reading(rows, "none")
+    assert lines[0] == ("Reading, sign-to-text BLEU-4 against none: fpw +0.38 (p = 0.309, not significant); "
+                        "apw -12.74 (p < 0.001, significant): apw differs from none at p < 0.05.")
+    assert lines[1].endswith("apw +0.10 (p = 0.500, not significant): no variant differs from none at p < 0.05.")
+    assert report.reading(rows[:1], "none") == []  # nothing to compare against
+    assert lines[0] in footer_text("synth", "demo", [0, 1], "abc", True, baseline="none", readings=lines)
+
+
+def test_live_view_prints_a_trials_end_once():
+    import io
+    from types import SimpleNamespace
+
+    from harness.tune.live_view import LiveView
+
+    out = io.StringIO()
+    view = LiveView(1, ("sign2text",), stream=out)
+    trial = SimpleNamespace(config={"spec": {"key": "apw-seed0"}})
+    view.on_trial_result(0, [], trial, {"stage": "sign2text", "epoch": 1, "epochs": 2})
+    view.on_trial_result(0, [], trial, {"stage": "done"})
+    view.on_trial_complete(0, [], trial)
+    assert out.getvalue().count("apw-seed0: finished") == 1
+    assert "1/1 trials done" in out.getvalue().splitlines()[-1]

@@ -159,3 +159,34 @@ def test_unknown_part_names_are_rejected():
     with pytest.raises(ValueError, match="unknown parts"):
         apw_weights(torch.zeros(1, 3, 2, 1), torch.ones(1, 3, 2, dtype=torch.bool), {"torso": (0, 1)}, 0, 1)
     assert np.isfinite(apw_weights(*sequence(), PARTS, LW, RW).numpy()).all()
+
+
+def test_pretrain_stage_anchors_each_hand_on_its_own_wrist():
+    """The pretrain stage's call of eq. 1 on the canonical layout: each hand rigid on its OWN wrist
+    (wrist-relative variance 0) while the two wrists move differently. Then sigma_rh = 0, so
+    w^nf = sigma_rh / S = 0 is floored, and the face weight is floor / w^b with
+    w^b = (sigma_nf - sigma_b) / (sigma_b + sigma_nf). Anchoring a hand on the other wrist gives
+    the hands a large variance and a different face weight."""
+    from harness.stages.pretrain import loss_weights as stage_weights
+    from models.weighting import DEFAULT_FLOOR
+
+    g = torch.Generator().manual_seed(0)
+    t, parts = 15, CANONICAL.parts
+    x = torch.zeros(1, t, CANONICAL.num_points, 2)
+    x[0, :, list(parts["body"])] = 0.1 * torch.randn(t, len(parts["body"]), 2, generator=g)
+    x[0, :, CANONICAL.right_wrist] += torch.linspace(0, 1, t).unsqueeze(-1)  # the wrists part ways
+    x[0, :, CANONICAL.left_wrist] -= torch.linspace(0, 1, t).unsqueeze(-1)
+    x[0, :, list(parts["face"])] = torch.randn(t, len(parts["face"]), 2, generator=g)
+    for hand, wrist in (("left_hand", CANONICAL.left_wrist), ("right_hand", CANONICAL.right_wrist)):
+        idx = list(parts[hand])
+        x[0, :, idx] = x[0, :, wrist : wrist + 1] + torch.randn(1, len(idx), 2, generator=g)  # rigid
+        x[0, :, idx[0]] = x[0, :, wrist]  # the hand's own wrist point
+    mask = torch.ones(1, t, CANONICAL.num_points, dtype=torch.bool)
+    var, _ = part_variances(x, mask, parts, CANONICAL.left_wrist, CANONICAL.right_wrist)
+    s_b, s_nf, s_rh = (float(v) for v in var[0])
+    assert s_rh == pytest.approx(0.0, abs=1e-10) and s_nf > s_b > 0
+    w = stage_weights("apw", x, mask, None)[0]
+    w_b = (s_nf - s_b) / (s_b + s_nf)
+    assert float(w[parts["face"][0]]) == pytest.approx(DEFAULT_FLOOR / w_b, rel=1e-4)
+    assert float(w[parts["left_hand"][0]]) == pytest.approx((s_nf / (s_b + s_nf)) / w_b, rel=1e-4)
+    assert float(w[parts["body"][0]]) == 1.0

@@ -29,6 +29,8 @@ from models.layout import CANONICAL
 # every variant and seed is measured on the same segments.
 DEV_SEGMENT_SEED = 12345
 EVALUATIONS = 4  # per-epoch dev evaluations over a stage (every epochs // 4 epochs)
+# Each hand's own wrist, the anchor of its relative coordinates in eq. 1 (left hand, right hand).
+WRISTS = (CANONICAL.left_wrist, CANONICAL.right_wrist)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ def training_sequences(ctx: StageContext) -> list[SignSequence]:
     return seqs
 
 
+def loss_weights(name: str, seg: torch.Tensor, pmask: torch.Tensor, fixed: torch.Tensor | None) -> torch.Tensor:
+    """Eq. 2's per-point weights of a batch on the canonical layout: (B, w, V, C), (B, w, V) -> (B, V)."""
+    from models import weighting
+    return weighting.loss_weights(name, seg, pmask, CANONICAL.parts, *WRISTS, fixed)
+
+
 def run(ctx: StageContext) -> dict:
     from models import weighting
     from models.signmae import mean_pose
@@ -67,7 +75,6 @@ def run(ctx: StageContext) -> dict:
     prepared = ctx.inputs["prepare"]
     seqs = training_sequences(ctx)
     parts = CANONICAL.parts
-    hands = (CANONICAL.left_wrist, CANONICAL.right_wrist)
     seed_everything(cfg.seed, rt.rank)
     dataset = SegmentDataset(seqs, cfg.pretrain.window, cfg.pretrain.segments_per_sequence, cfg.seed)
     # One segment per training sequence: the statistics FPW and the decoder's reference pose use.
@@ -78,7 +85,7 @@ def run(ctx: StageContext) -> dict:
     fixed = None
     if cfg.pretrain.weighting == "fpw":
         # FPW: eq. 1 applied once to training-set statistics (a fixed weight per part).
-        part_w = weighting.fpw_part_weights([(segs, masks)], parts, *hands)
+        part_w = weighting.fpw_part_weights([(segs, masks)], parts, *WRISTS)
         fixed = weighting.fpw_weights(part_w, parts, CANONICAL.num_points)
         rt.say(f"pretrain: FPW part weights {json.dumps({k: round(float(v), 3) for k, v in part_w.items()})}")
     bs = cfg.optim.batch_size
@@ -90,7 +97,7 @@ def run(ctx: StageContext) -> dict:
             items = [dataset[j] for j in order[i:i + bs]]
             seg = torch.stack([a for a, _ in items]).to(rt.device)  # (B, w, V, C)
             pmask = torch.stack([b for _, b in items]).to(rt.device)  # (B, w, V)
-            w = weighting.loss_weights(cfg.pretrain.weighting, seg, pmask, parts, *hands, fixed)  # (B, V)
+            w = loss_weights(cfg.pretrain.weighting, seg, pmask, fixed)  # (B, V)
             yield seg, pmask, w
 
     dev = SegmentDataset(prepared.corpus["dev"], cfg.pretrain.window, 1, DEV_SEGMENT_SEED)

@@ -118,7 +118,7 @@ def _tune(spec: AblationSpec, todo: list[TrialPlan], inv: Invocation, address: s
         tuner = tune.Tuner(
             tune.with_resources(train_driver_fn, trial_resources(first)),
             param_space={"spec": tune.grid_search(grid)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=False),
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
             run_config=tune.RunConfig(name=f"{spec.name}-{inv.invocation}", storage_path=ray_storage,
                                       failure_config=tune.FailureConfig(max_failures=trial_failures(first)), verbose=0,
                                       callbacks=[LiveView(len(todo), spec.tasks)]),
@@ -154,7 +154,8 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
         for line in degenerate:
             say(f"warning: {line}")
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
-                                    corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate)
+                                    corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
+                                    readings=report.reading(rows, spec.baseline))
         title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
         markdown = report.write_table(rows, out_dir, title, footer, baseline=spec.baseline)
         files = [out_dir / "table.md", out_dir / "table.csv"]

@@ -44,7 +44,8 @@ class LiveView(Callback):
         key = trial_key(trial.config)
         self.state[key] = {"stage": stage, "epoch": epoch, "epochs": epochs, "metric": metric}
         now = time.time()
-        if now - self.last_print >= 2.0 or stage == "done":
+        # A trial's end is printed once, by on_trial_complete.
+        if stage != "done" and now - self.last_print >= 2.0:
             self.last_print = now
             self._print(key)
 

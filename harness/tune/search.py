@@ -123,7 +123,7 @@ def _tune(spec: search_space.SearchSpec, base: ExperimentConfig, study: optuna.S
             tune.with_resources(train_driver_fn, trial_resources(c)),
             param_space=base_spec.to_tune(),
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(sched), num_samples=remaining,
-                                        max_concurrent_trials=concurrent, reuse_actors=False),
+                                        max_concurrent_trials=concurrent, reuse_actors=True),
             run_config=tune.RunConfig(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_storage,
                                       failure_config=tune.FailureConfig(max_failures=trial_failures(c)), verbose=0,
                                       callbacks=[LiveView(remaining, spec.tasks)]),
