@@ -16,6 +16,7 @@
     python scripts/bench_scale.py                         # all three (~15-25 min on 2 cores)
     python scripts/bench_scale.py --parts paper           # only the estimate (~2 min)
     python scripts/bench_scale.py --parts concurrency --ablation decoding --seeds 2
+    python scripts/bench_scale.py --parts concurrency --ablation apw --only apw --profile default --seeds 2
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def load() -> str:
 
 def concurrency(args) -> list[str]:
     lines = [f"## 1. Concurrent trials on this machine ({os.cpu_count()} cores)", "",
-             f"`{args.ablation}`, profile {args.profile}{' ' + ' '.join(args.set) if args.set else ''}, "
+             f"`{args.ablation}`{' --only ' + ' --only '.join(args.only) if args.only else ''}, profile {args.profile}"
+             f"{' ' + ' '.join(args.set) if args.set else ''}, "
              f"{args.seeds} seed(s), one torch thread per trial, "
              "fresh results folder each; wall time of the whole command (Ray start and table included).", "",
              "| max concurrent | trials | wall s | trials/hour | mean in-worker s/trial | load before/after |",
@@ -71,7 +73,8 @@ def concurrency(args) -> list[str]:
             before = load()
             wall, _ = sh([sys.executable, "harness/run_ablation.py", args.ablation, "--profile", args.profile,
                           "--seeds", str(args.seeds), "--max-concurrent", str(k), "--results", results, "--json",
-                          "--set", "compute.torch_threads=1", *args.set], env={"RAY_AUTH_MODE": "disabled"})
+                          "--set", "compute.torch_threads=1", *args.set,
+                          *[a for v in args.only for a in ("--only", v)]], env={"RAY_AUTH_MODE": "disabled"})
             trials = [json.loads(p.read_text()) for p in (Path(results) / args.ablation / "trials").glob("*.json")]
             inner = sum(t["seconds"] for t in trials) / max(len(trials), 1)
             rate[k] = len(trials) / wall * 3600
@@ -266,6 +269,8 @@ def main() -> None:
     p.add_argument("--ablation", default="decoding", help="for the concurrency part (default: decoding)")
     p.add_argument("--profile", default="debug")
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--only", action="append", default=[], metavar="VARIANT",
+                   help="for the concurrency part: run only these variants (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --set for the concurrency runs (repeat: --set --set k=v)")
     p.add_argument("--measure-batch", type=int, default=16, help="batch of the per-step measurement (scaled to 64)")

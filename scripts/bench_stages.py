@@ -21,7 +21,7 @@ slightly; the footer says whether both passes produced the same test metrics.
     python scripts/bench_stages.py --profile debug
     python scripts/bench_stages.py --profile default --set pretrain.epochs=2
 
-With `--orchestration` it also runs the same trial through `run_ablation.py` (`--seeds 1 --only
+With `--orchestration` it also runs the same trial, first, through `run_ablation.py` (`--seeds 1 --only
 VARIANT --max-concurrent 1`, local Ray, Tune, MLflow, into another fresh folder) and adds, per stage,
 its seconds there and the ratio to the in-process seconds, and for the trial its wall time under
 Tune (from its trial function's start to its result written: MLflow runs, reports, checkpoints and
@@ -240,11 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     spec = load_ablation(args.ablation)
     cfg = variant_config(spec, args.variant, args.profile, parse_set(args.set), args.seed)
+    tune = None
+    if args.orchestration:  # first, so that the two timed runs are next to each other (the FLOP count is last)
+        print("through run_ablation.py ...", file=sys.stderr)
+        tune = through_tune(args.ablation, args.variant, args.profile, args.set, args.seed)
     rows, info = stage_rows(cfg, spec.tasks, Path(args.results) if args.results else None,
                             say=lambda s: print(s, file=sys.stderr))
-    if args.orchestration:
-        print("through run_ablation.py ...", file=sys.stderr)
-        add_orchestration(rows, info, through_tune(args.ablation, args.variant, args.profile, args.set, args.seed))
+    if tune:
+        add_orchestration(rows, info, tune)
     print(markdown(rows, info, f"{args.ablation}/{args.variant}, profile {args.profile}, seed {args.seed}, one thread"))
     if args.json:
         print(json.dumps({"rows": rows, "info": info}, indent=1))
