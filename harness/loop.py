@@ -150,6 +150,7 @@ class StageRun:
     steps_per_epoch: int
     evaluate: Callable[[nn.Module, int], dict] | None = None  # (model, epoch) -> metrics, on every rank
     evaluate_every: int = 1
+    epoch_metrics: Callable[[int], dict] | None = None  # (epoch) -> metrics of what its batches held
 
 
 def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
@@ -188,6 +189,8 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
         metrics = {f"{run.stage}/train_loss": rt.all_mean(total_loss / max(steps, 1)),
                    f"{run.stage}/lr": sched.get_last_lr()[0],
                    f"{run.stage}/epoch_s": time.perf_counter() - t0}
+        if run.epoch_metrics is not None:
+            metrics.update(run.epoch_metrics(epoch))
         if run.evaluate is not None and ((epoch + 1) % run.evaluate_every == 0 or epoch + 1 == run.epochs):
             model.eval()
             with torch.no_grad():

@@ -165,34 +165,6 @@ def build_table(
     return rows
 
 
-# ----------------------------------------------------------------------------- the reading
-
-
-ALPHA = 0.05  # the significance level the reading uses
-
-
-def reading(rows: Sequence[Mapping[str, Any]], baseline: str, alpha: float = ALPHA) -> list[str]:
-    """One sentence per task: each variant's BLEU-4 difference to the baseline row and whether its
-    paired-bootstrap p is below `alpha`. No sentence for a task without a baseline row or others."""
-    out = []
-    for task in TASKS:
-        base = next((r for r in rows if r["task"] == task and r["variant"] == baseline), None)
-        others = [r for r in rows if r["task"] == task and r["variant"] != baseline and not _missing(r.get("p_bleu4"))]
-        if base is None or not others:
-            continue
-        parts = []
-        for r in others:
-            p, diff = float(r["p_bleu4"]), float(r["bleu4"]) - float(base["bleu4"])
-            shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-            verdict = "significant" if p < alpha else "not significant"
-            parts.append(f"{r['variant']} {diff:+.2f} ({shown}, {verdict})")
-        sig = [r["variant"] for r in others if float(r["p_bleu4"]) < alpha]
-        summary = (f"{', '.join(sig)} {'differs' if len(sig) == 1 else 'differ'} from {baseline} at p < {alpha}"
-                   if sig else f"no variant differs from {baseline} at p < {alpha}")
-        out.append(f"Reading, {_TASK_NAMES[task]} BLEU-4 against {baseline}: {'; '.join(parts)}: {summary}.")
-    return out
-
-
 # ----------------------------------------------------------------------------- degenerate outputs
 
 
@@ -315,6 +287,7 @@ def footer_text(
     n_bootstrap: int | None = None,
     degenerate: Sequence[str] = (),
     readings: Sequence[str] = (),
+    weights: Sequence[str] = (),
 ) -> str:
     """The footer every table carries: data, profile, seeds, metric conventions, commit, the
     `reading` of the table and what `degenerate_outputs` found."""
@@ -333,6 +306,8 @@ def footer_text(
         f"p (BLEU-4): paired bootstrap on BLEU-4 vs {vs} of the same task "
         f"(sacrebleu, {samples}seeds paired and their outputs concatenated).",
     ]
+    if weights:
+        lines += [""] + list(weights)
     if readings:
         lines += [""] + list(readings)
     if degenerate:

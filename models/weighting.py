@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -242,3 +243,68 @@ def loss_weights(
             raise ValueError("loss_weights: 'apw' needs parts, left_wrist and right_wrist")
         return apw_weights(segment, point_mask, parts, left_wrist, right_wrist, floor)
     raise ValueError(f"loss_weights: unknown weighting {kind!r}; expected one of {WEIGHTINGS}")
+
+
+# ----------------------------------------------------------------------------- what was trained with
+
+
+@dataclass(frozen=True)
+class GroupWeights:
+    """Eq. 2's weights of a batch, per point and per group, and how eq. 1 produced them."""
+
+    points: torch.Tensor  # (B, V): the W of eq. 2
+    groups: torch.Tensor  # (B, 3) in GROUPS order (body 1 wherever eq. 1 is defined)
+    floored: torch.Tensor  # (B, 3) bool: eq. 1's raw weight fell below the floor (APW only)
+    degenerate: torch.Tensor  # (B,) bool: eq. 1 undefined for the segment, present groups weigh 1 (APW only)
+
+
+def group_weights(
+    kind: str,
+    segment: torch.Tensor,
+    point_mask: torch.Tensor,
+    parts: Mapping[str, Sequence[int]],
+    left_wrist: int,
+    right_wrist: int,
+    fixed: Mapping[str, float] | None = None,
+    floor: float = DEFAULT_FLOOR,
+) -> GroupWeights:
+    """The batch's weights under `kind`: "none" ones, "fpw" the `fixed` {group: weight}, "apw" eq. 1
+    per segment (as apw_weights). (B, T, V, C), (B, T, V) -> GroupWeights."""
+    b, v = segment.shape[0], segment.shape[-2]
+    no = torch.zeros(b, 3, dtype=torch.bool, device=segment.device)
+    if kind == "none":
+        groups = torch.ones(b, 3, device=segment.device)
+        return GroupWeights(torch.ones(b, v, device=segment.device), groups, no, no[:, 0])
+    if kind == "fpw":
+        if fixed is None:
+            raise ValueError("group_weights: 'fpw' needs the fixed {group: weight}")
+        groups = torch.tensor([float(fixed.get(g, 0.0)) for g in GROUPS], device=segment.device).expand(b, 3)
+        return GroupWeights(_expand(groups, parts, v), groups, no, no[:, 0])
+    if kind != "apw":
+        raise ValueError(f"group_weights: unknown weighting {kind!r}; expected one of {WEIGHTINGS}")
+    with torch.no_grad():
+        var, count = part_variances(segment, point_mask, parts, left_wrist, right_wrist)  # (B, 3)
+        present = count > 0
+        groups = usable_weights(var, present, floor)
+        defined = present.all(-1) & ((var * present).sum(-1) > 0)  # (B,)
+        floored = defined.unsqueeze(-1) & (eq1_raw_weights(var, present) < floor)
+        return GroupWeights(_expand(groups, parts, v), groups, floored, ~defined)
+
+
+def summarize(batches: Sequence[GroupWeights]) -> dict[str, float]:
+    """Per non-body group the mean and quartiles of the segments' weights, and the share of segments
+    where eq. 1 was floored (in any group) or degenerate: {"face_mean", "face_q25", ..., "floored",
+    "degenerate"}."""
+    if not batches:
+        return {}
+    groups = torch.cat([b.groups for b in batches]).double().cpu()  # (N, 3)
+    out: dict[str, float] = {}
+    for k, g in enumerate(GROUPS):
+        if g == "body":
+            continue
+        q = torch.quantile(groups[:, k], torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+        out.update({f"{g}_mean": float(groups[:, k].mean()), f"{g}_q25": float(q[0]), f"{g}_q50": float(q[1]),
+                    f"{g}_q75": float(q[2])})
+    out["floored"] = float(torch.cat([b.floored.any(-1) for b in batches]).double().mean())
+    out["degenerate"] = float(torch.cat([b.degenerate for b in batches]).double().mean())
+    return out

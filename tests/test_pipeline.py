@@ -57,6 +57,10 @@ def test_a_trial_computes_every_stage_once_then_loads_them(tiny_cfg, tmp_path):
     assert set(first.tasks) == {"sign2text", "text2sign", "backtranslator"}
     assert len(first.tasks["sign2text"].test.references) == tiny_cfg.data.synth.test
     assert sample["generated"].shape[1:] == sample["ground_truth"].shape[1:]  # (T, V, C) against (T', V, C)
+    # The weights pretraining used (APW here, body = 1): eq. 1's statistics over the last epoch's segments.
+    w = first.pretrain_metrics
+    assert w["pretrain/w_face_q25"] <= w["pretrain/w_face_q50"] <= w["pretrain/w_face_q75"]
+    assert 0.0 <= w["pretrain/w_floored"] <= 1.0 and w["pretrain/w_degenerate"] == 0.0  # the corpus has every part
     keys = stage_keys(tiny_cfg, BOTH)
     assert all(cache.is_complete(STAGES[n].cache_folder, k) for n, k in keys.items())
     again, _ = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))

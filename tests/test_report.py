@@ -187,11 +187,12 @@ def test_reading_says_which_differences_are_significant():
             {"variant": "apw", "task": "sign2text", "bleu4": 36.47, "p_bleu4": 0.0004},
             {"variant": "none", "task": "text2sign", "bleu4": 14.0, "p_bleu4": None},
             {"variant": "apw", "task": "text2sign", "bleu4": 14.1, "p_bleu4": 0.5}]
-    lines = report.reading(rows, "none")
+    from harness import reading
+    lines = reading.reading(rows, "none")
     assert lines[0] == ("Reading, sign-to-text BLEU-4 against none: fpw +0.38 (p = 0.309, not significant); "
                         "apw -12.74 (p < 0.001, significant): apw differs from none at p < 0.05.")
     assert lines[1].endswith("apw +0.10 (p = 0.500, not significant): no variant differs from none at p < 0.05.")
-    assert report.reading(rows[:1], "none") == []  # nothing to compare against
+    assert reading.reading(rows[:1], "none") == []  # nothing to compare against
     assert lines[0] in footer_text("synth", "demo", [0, 1], "abc", True, baseline="none", readings=lines)
 
 
@@ -209,3 +210,21 @@ def test_live_view_prints_a_trials_end_once():
     view.on_trial_complete(0, [], trial)
     assert out.getvalue().count("apw-seed0: finished") == 1
     assert "1/1 trials done" in out.getvalue().splitlines()[-1]
+
+
+def test_weights_text_names_each_variants_weights_and_equal_ones():
+    from harness.reading import weights_text
+
+    ones = {"pretrain/w_face_q25": 1.0, "pretrain/w_face_q50": 1.0, "pretrain/w_face_q75": 1.0,
+            "pretrain/w_hands_q25": 1.0, "pretrain/w_hands_q50": 1.0, "pretrain/w_hands_q75": 1.0,
+            "pretrain/w_floored": 0.0, "pretrain/w_degenerate": 0.0}
+    apw = {**ones, "pretrain/w_face_q25": 2.0, "pretrain/w_face_q50": 3.5, "pretrain/w_face_q75": 5.0,
+           "pretrain/w_floored": 0.94}
+    lines = weights_text({"none": [ones, ones], "fpw": [ones], "apw": [apw], "old": [{"pretrain/loss": 1.0}]})
+    assert lines[0].startswith("Pose weights of the SignMAE loss")
+    assert "none: face 1.00, hands 1.00;" in lines[0]
+    assert "apw: face 3.50 [2.00, 5.00], hands 1.00, eq. 1 floored in 94% of segments" in lines[0]
+    assert "old" not in lines[0]  # a result from before the weights were logged says nothing
+    assert lines[1] == ("**none and fpw trained with the same weights on this data: their rows differ only by "
+                        "nondeterminism.**")
+    assert weights_text({"none": [{}]}) == []

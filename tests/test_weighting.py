@@ -185,8 +185,31 @@ def test_pretrain_stage_anchors_each_hand_on_its_own_wrist():
     var, _ = part_variances(x, mask, parts, CANONICAL.left_wrist, CANONICAL.right_wrist)
     s_b, s_nf, s_rh = (float(v) for v in var[0])
     assert s_rh == pytest.approx(0.0, abs=1e-10) and s_nf > s_b > 0
-    w = stage_weights("apw", x, mask, None)[0]
+    w = stage_weights("apw", x, mask, None).points[0]
     w_b = (s_nf - s_b) / (s_b + s_nf)
     assert float(w[parts["face"][0]]) == pytest.approx(DEFAULT_FLOOR / w_b, rel=1e-4)
     assert float(w[parts["left_hand"][0]]) == pytest.approx((s_nf / (s_b + s_nf)) / w_b, rel=1e-4)
     assert float(w[parts["body"][0]]) == 1.0
+
+
+def test_group_weights_and_their_summary():
+    from models.weighting import group_weights, summarize
+
+    x, mask = sequence()
+    apw = group_weights("apw", x, mask, PARTS, LW, RW)
+    assert torch.allclose(apw.groups, torch.tensor([[1.0, 5 / 8, 3 / 4]]))  # the module doc's example
+    assert torch.equal(apw.points, apw_weights(x, mask, PARTS, LW, RW))
+    assert not bool(apw.floored.any()) and not bool(apw.degenerate.any())
+    dominant, _ = sequence(body_p1=(0.0, 10.0, 20.0))  # w^b < 0: floored
+    floored = group_weights("apw", dominant, mask, PARTS, LW, RW)
+    assert bool(floored.floored[0, 0]) and float(floored.groups[0, 0]) == 1.0
+    static = group_weights("apw", torch.zeros(1, 3, 8, 1), mask, PARTS, LW, RW)  # eq. 1 divides by 0
+    assert bool(static.degenerate[0]) and torch.equal(static.groups, torch.ones(1, 3))
+    fpw = group_weights("fpw", x, mask, PARTS, LW, RW, {"body": 1.0, "face": 1.17, "hands": 1.18})
+    assert torch.allclose(fpw.points, fpw_weights(PAPER_FPW, PARTS, 8).expand(1, 8))
+    stats = summarize([apw, floored, static])
+    assert stats["floored"] == pytest.approx(1 / 3) and stats["degenerate"] == pytest.approx(1 / 3)
+    assert stats["face_mean"] == pytest.approx(float((apw.groups[0, 1] + floored.groups[0, 1] + 1.0) / 3))
+    assert group_weights("none", x, mask, PARTS, LW, RW).points.tolist() == [[1.0] * 8]
+    with pytest.raises(ValueError, match="unknown weighting"):
+        group_weights("adaptive", x, mask, PARTS, LW, RW)

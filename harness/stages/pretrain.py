@@ -62,10 +62,11 @@ def training_sequences(ctx: StageContext) -> list[SignSequence]:
     return seqs
 
 
-def loss_weights(name: str, seg: torch.Tensor, pmask: torch.Tensor, fixed: torch.Tensor | None) -> torch.Tensor:
-    """Eq. 2's per-point weights of a batch on the canonical layout: (B, w, V, C), (B, w, V) -> (B, V)."""
+def loss_weights(name: str, seg: torch.Tensor, pmask: torch.Tensor, fixed: dict[str, float] | None):
+    """Eq. 2's weights of a batch on the canonical layout, (B, w, V, C), (B, w, V) -> GroupWeights
+    (per point (B, V), per group (B, 3), and where eq. 1 was floored or degenerate)."""
     from models import weighting
-    return weighting.loss_weights(name, seg, pmask, CANONICAL.parts, *WRISTS, fixed)
+    return weighting.group_weights(name, seg, pmask, CANONICAL.parts, *WRISTS, fixed)
 
 
 def run(ctx: StageContext) -> dict:
@@ -85,8 +86,7 @@ def run(ctx: StageContext) -> dict:
     fixed = None
     if cfg.pretrain.weighting == "fpw":
         # FPW: eq. 1 applied once to training-set statistics (a fixed weight per part).
-        part_w = weighting.fpw_part_weights([(segs, masks)], parts, *WRISTS)
-        fixed = weighting.fpw_weights(part_w, parts, CANONICAL.num_points)
+        fixed = part_w = weighting.fpw_part_weights([(segs, masks)], parts, *WRISTS)
         rt.say(f"pretrain: FPW part weights {json.dumps({k: round(float(v), 3) for k, v in part_w.items()})}")
     bs = cfg.optim.batch_size
 
@@ -97,8 +97,17 @@ def run(ctx: StageContext) -> dict:
             items = [dataset[j] for j in order[i:i + bs]]
             seg = torch.stack([a for a, _ in items]).to(rt.device)  # (B, w, V, C)
             pmask = torch.stack([b for _, b in items]).to(rt.device)  # (B, w, V)
-            w = loss_weights(cfg.pretrain.weighting, seg, pmask, fixed)  # (B, V)
-            yield seg, pmask, w
+            w = loss_weights(cfg.pretrain.weighting, seg, pmask, fixed)
+            seen.append(w)
+            yield seg, pmask, w.points  # w.points: (B, V)
+
+    seen: list = []  # this epoch's batch weights, for the weights' statistics
+
+    def weight_metrics(epoch: int) -> dict:
+        # What eq. 2 weighted this epoch's segments with (body = 1): visible in MLflow and the table.
+        stats = {f"pretrain/w_{k}": v for k, v in weighting.summarize(seen).items()}
+        seen.clear()
+        return stats
 
     dev = SegmentDataset(prepared.corpus["dev"], cfg.pretrain.window, 1, DEV_SEGMENT_SEED)
     dev_seg = torch.stack([dev[i][0] for i in range(len(dev))]).to(rt.device)  # (S, w, V, C)
@@ -113,7 +122,7 @@ def run(ctx: StageContext) -> dict:
     epochs = cfg.pretrain.epochs
     metrics = train_stage(StageRun("pretrain", ctx.key, model, batches, epochs,
                                    steps_per_epoch(len(dataset), bs, rt.world_size), evaluate,
-                                   max(1, epochs // EVALUATIONS)), cfg.optim, rt)
+                                   max(1, epochs // EVALUATIONS), weight_metrics), cfg.optim, rt)
     return {"model": model.state_dict(), "in_channels": prepared.num_coords, "metrics": metrics}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ray import tune
 
-from harness import report, storage, tracking
+from harness import reading, report, storage, tracking
 from harness.ablation import AblationSpec, variant_config
 from harness.cache import StageCache
 from harness.config import ConfigError, ExperimentConfig
@@ -155,7 +155,10 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
             say(f"warning: {line}")
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
-                                    readings=report.reading(rows, spec.baseline))
+                                    readings=reading.reading(rows, spec.baseline),
+                                    weights=reading.weights_text(
+                                        {v: [finished[t.key].pretrain_metrics for t in trials
+                                             if t.variant == v and t.key in finished] for v in spec.variants}))
         title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
         markdown = report.write_table(rows, out_dir, title, footer, baseline=spec.baseline)
         files = [out_dir / "table.md", out_dir / "table.csv"]
