@@ -31,9 +31,9 @@ class Diverged(ConfigError):
 def check_finite(value: float, what: str, stage: str, epoch: int, epochs: int, cfg: OptimConfig) -> None:
     """Stop the stage at the first non-finite training value: every step after it trains on NaN."""
     if not math.isfinite(value):
-        raise Diverged(f"{stage}: the training {what} became {value} in epoch {epoch + 1}/{epochs}; the "
-                       f"learning rate is the likely cause (optim.lr = {cfg.lr:g}): lower optim.lr, or "
-                       f"clip gradients (optim.grad_clip = {cfg.grad_clip:g}); nothing of {stage} was cached")
+        clip = "" if cfg.grad_clip > 0 else ", or clip gradients (optim.grad_clip > 0)"
+        raise Diverged(f"{stage}: the training {what} became {value} in epoch {epoch + 1}/{epochs}; the learning "
+                       f"rate is the likely cause: lower optim.lr (now {cfg.lr:g}){clip}; nothing of {stage} was cached")
 
 
 @dataclass

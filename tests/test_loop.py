@@ -138,7 +138,7 @@ def test_a_non_finite_loss_stops_the_stage_with_one_line(bad):
         train_stage(run, OptimConfig(lr=0.1, warmup_steps=1), Runtime(report=lambda m, s: reports.append(m)))
     msg = str(err.value)
     assert isinstance(err.value, ConfigError) and "\n" not in msg  # the CLI's one-line user error
-    assert msg.startswith(f"pretrain: the training loss became {bad} in epoch 2/3;") and "optim.lr = 0.1" in msg
+    assert msg.startswith(f"pretrain: the training loss became {bad} in epoch 2/3;") and "lower optim.lr (now 0.1)" in msg
     assert len(reports) == 1 and model.calls == 4  # epoch 1 reported; nothing trained after the bad step
 
 

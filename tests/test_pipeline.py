@@ -90,5 +90,5 @@ def test_a_diverged_trial_is_one_line_on_the_command_line(tmp_path, capsys):
     rc = run_cli(trial.main, ["apw", "none", "--profile", "debug", "--results", str(tmp_path), *sets])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: pretrain: the training ") and err.count("\n") == 1, err
-    assert "optim.lr = 1e+30" in err and "Traceback" not in err
+    assert "lower optim.lr (now 1e+30);" in err and "Traceback" not in err
     assert [p.name for p in (tmp_path / "cache" / "pretrain").iterdir() if p.suffix != ".lock"] == []  # no entry
