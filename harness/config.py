@@ -23,10 +23,11 @@ import yaml
 
 from harness.data.synth import MAX_GLOSSES, MIN_GLOSSES
 # Re-exported: the error type and the strict YAML readers live with the rest of the user-input rules.
-from harness.user_input import ConfigError, read_mapping, read_yaml  # noqa: F401
+from harness.user_input import ConfigError, parse_yaml, read_mapping, read_yaml  # noqa: F401
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PROFILES = ("debug", "default", "paper")
+MAX_SEEDS = 1000  # seeds per ablation variant
 
 
 def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
@@ -179,7 +180,8 @@ class ExperimentConfig:
     profile: str = "default"
     seed: int = _f(0, lo=0)
     # Seeds per variant of an ablation (run_ablation.py --seeds): trial i of a variant has seed i.
-    seeds: int = _f(3, lo=1, doc="seeds per ablation variant")
+    # Bounded: a study plans (and --dry-run hashes) every trial up front.
+    seeds: int = _f(3, lo=1, hi=MAX_SEEDS, doc="seeds per ablation variant")
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
@@ -342,7 +344,7 @@ def parse_set(items: list[str], source: str = "--set") -> dict[str, Any]:
             raise ConfigError(f"{source} expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         if isinstance(value, str):

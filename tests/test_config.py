@@ -113,3 +113,8 @@ def test_a_profile_with_nan_names_its_file(tmp_path, monkeypatch):
     assert str(err.value).startswith("data.noise_threshold must be a finite number, got nan (")
     assert str(err.value).endswith("debug.yaml)")
 
+
+def test_seeds_have_an_upper_bound():
+    assert apply_overrides(load_profile("debug"), {"seeds": 1000}).seeds == 1000
+    with pytest.raises(ConfigError, match=r"^seeds must be in \[1, 1000\], got 1001 \(--set\)$"):
+        load_profile("debug", {"seeds": 1001}, "--set")
