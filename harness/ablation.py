@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import ConfigError, ExperimentConfig, apply_overrides, load_profile, read_mapping
+from harness.user_input import check_name
 
 ABLATION_DIR = Path(__file__).resolve().parents[1] / "ablations"
 TASKS = ("sign2text", "text2sign")
@@ -37,6 +38,8 @@ def available() -> list[str]:
 
 
 def load_ablation(name: str) -> AblationSpec:
+    # The name becomes RESULTS/NAME/ and a path under ablations/: `../x` or `/abs` must not.
+    check_name("ablation", name)
     path = ABLATION_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown ablation {name!r}; available: {', '.join(available())}")
@@ -49,6 +52,7 @@ def load_ablation(name: str) -> AblationSpec:
     if not isinstance(variants, dict) or not variants:
         raise ConfigError(f"variants must be a mapping of name -> overrides ({where})")
     for vname, over in variants.items():
+        check_name("variant", vname, where)  # trial keys and folders are VARIANT-seedN
         if over is None:
             variants[vname] = {}
         elif not isinstance(over, dict):

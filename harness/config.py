@@ -13,6 +13,7 @@ warmup, peak 1e-4, floor 5e-5, batch 64, beam 5).
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,12 @@ from typing import Any, Literal
 import yaml
 
 from harness.data.synth import MAX_GLOSSES, MIN_GLOSSES
+# Re-exported: the error type and the strict YAML readers live with the rest of the user-input rules.
+from harness.user_input import ConfigError, parse_yaml, read_mapping, read_yaml  # noqa: F401
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PROFILES = ("debug", "demo", "default", "paper")
-
-
-class ConfigError(ValueError):
-    """A user's configuration is wrong: one line naming the dotted key, the value and the file."""
+MAX_SEEDS = 1000  # seeds per ablation variant
 
 
 def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
@@ -180,7 +180,8 @@ class ExperimentConfig:
     profile: str = "default"
     seed: int = _f(0, lo=0)
     # Seeds per variant of an ablation (run_ablation.py --seeds): trial i of a variant has seed i.
-    seeds: int = _f(3, lo=1, doc="seeds per ablation variant")
+    # Bounded: a study plans (and --dry-run hashes) every trial up front.
+    seeds: int = _f(3, lo=1, hi=MAX_SEEDS, doc="seeds per ablation variant")
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
@@ -222,6 +223,9 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         accepts, what = _SCALARS[tp]
         if isinstance(value, bool) is not (tp is bool) or not isinstance(value, accepts):
             raise ConfigError(f"{key} must be {what}, got {value!r}{_where(source)}")
+        # NaN passes every range check (each comparison is False) and inf overflows what it sizes.
+        if tp is float and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}{_where(source)}")
         return float(value) if tp is float else value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -340,7 +344,7 @@ def parse_set(items: list[str], source: str = "--set") -> dict[str, Any]:
             raise ConfigError(f"{source} expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         if isinstance(value, str):
@@ -350,33 +354,6 @@ def parse_set(items: list[str], source: str = "--set") -> dict[str, Any]:
                 pass
         out[key.strip()] = value
     return out
-
-
-def read_yaml(path: Path) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-
-
-def read_mapping(path: Path, where: str, keys: tuple[str, ...], required: tuple[str, ...]) -> dict:
-    """A spec file's top-level mapping (ablations/, search_spaces/): unknown or missing keys are one line."""
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping with keys {', '.join(keys)}")
-    for key in data:
-        if key not in keys:
-            raise ConfigError(f"unknown key {key} ({where}); valid keys: {', '.join(keys)}")
-    for key in required:
-        if key not in data:
-            raise ConfigError(f"missing key {key} ({where})")
-    return data
 
 
 def load_profile(name: str, overrides: dict[str, Any] | None = None, source: str = "") -> ExperimentConfig:

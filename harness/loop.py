@@ -19,7 +19,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.config import OptimConfig
+from harness.config import ConfigError, OptimConfig
+
+
+class Diverged(ConfigError):
+    """A stage's training loss (or gradient norm) became NaN or infinite: a user error (most often
+    the learning rate), one line, and the stage is never cached (its cache entry is written only
+    after `run` returns)."""
+
+
+def check_finite(value: float, what: str, stage: str, epoch: int, epochs: int, cfg: OptimConfig) -> None:
+    """Stop the stage at the first non-finite training value: every step after it trains on NaN."""
+    if not math.isfinite(value):
+        clip = "" if cfg.grad_clip > 0 else ", or clip gradients (optim.grad_clip > 0)"
+        raise Diverged(f"{stage}: the training {what} became {value} in epoch {epoch + 1}/{epochs}; the learning "
+                       f"rate is the likely cause: lower optim.lr (now {cfg.lr:g}){clip}; nothing of {stage} was cached")
 
 
 @dataclass
@@ -178,13 +192,17 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
         for batch in run.batches(epoch):
             with rt.autocast:
                 loss = wrapped(*batch).loss
+            value = float(loss.detach())
+            check_finite(value, "loss", run.stage, epoch, run.epochs, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
+                # Finite loss, infinite gradient: clipping would scale it to NaN weights.
+                norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
+                check_finite(float(norm), "gradient norm", run.stage, epoch, run.epochs, cfg)
             opt.step()
             sched.step()
-            total_loss += float(loss.detach())
+            total_loss += value
             steps += 1
         metrics = {f"{run.stage}/train_loss": rt.all_mean(total_loss / max(steps, 1)),
                    f"{run.stage}/lr": sched.get_last_lr()[0],

@@ -16,7 +16,7 @@ if __package__ in (None, ""):  # `python harness/run_ablation.py` from the repos
 
 from harness.ablation import available, load_ablation  # noqa: E402
 from harness.cli import add_run_flags, command_line, compute_overrides, preflight, run_cli, writing  # noqa: E402
-from harness.config import PROFILES, ConfigError, load_profile, parse_set  # noqa: E402
+from harness.config import MAX_SEEDS, PROFILES, ConfigError, load_profile, parse_set  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds if args.seeds is not None else load_profile(profile, overrides, "--set").seeds
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if seeds > MAX_SEEDS:  # every trial is planned (and hashed by --dry-run) before anything runs
+        raise ConfigError(f"--seeds must be <= {MAX_SEEDS}, got {seeds}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     trials = ablation.plan_trials(spec, profile, seeds, overrides, compute_overrides(args), args.only)

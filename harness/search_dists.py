@@ -8,6 +8,7 @@ at their low or high ends) so that no configuration Optuna can draw is invalid.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -44,6 +45,8 @@ def number(value: Any, what: str, where: str, integer: bool = False) -> Any:
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok:
         raise ConfigError(f"{what} must be {'an integer' if integer else 'a number'}, got {value!r} ({where})")
+    if not math.isfinite(value):  # NaN passes every comparison below; inf is no bound
+        raise ConfigError(f"{what} must be a finite number, got {value!r} ({where})")
     return value
 
 

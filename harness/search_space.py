@@ -45,6 +45,7 @@ from typing import Any
 from harness.config import ConfigError, ExperimentConfig, apply_overrides, flatten, load_profile, read_mapping
 from harness.io import digest
 from harness.search_dists import Dist, check_point, check_space, number, parse_dist
+from harness.user_input import check_name
 
 SEARCH_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
 TASKS = ("sign2text", "text2sign")
@@ -127,7 +128,10 @@ def spec_path(name: str) -> tuple[Path, str]:
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"search space file {name} does not exist")
+        # The stem names RESULTS/search/NAME/ and the MLflow experiment.
+        check_name("search", path.stem, f"the name of {name}")
         return path.resolve(), str(name)
+    check_name("search", name)
     path = SEARCH_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown search {name!r}; available: {', '.join(available())} (or a path to a .yaml)")

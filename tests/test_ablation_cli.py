@@ -78,6 +78,10 @@ def _closed_port() -> int:
     (["apw", "--set", "pretrain.mask_ratio"], "--set expects key=value"),
     (["apw", "--dataset", "kinect:/x"], "unknown kind 'kinect'; expected one of synth"),
     (["apw", "--seeds", "0"], "--seeds must be >= 1"),
+    (["apw", "--seeds", "1000000", "--dry-run"], "--seeds must be <= 1000, got 1000000"),
+    (["apw", "--set", "optim.lr=.inf"], "optim.lr must be a finite number, got inf (--set)"),
+    (["apw", "--set", "data.noise_threshold=.nan"], "data.noise_threshold must be a finite number, got nan (--set)"),
+    (["/tmp/apw"], "ablation '/tmp/apw': use letters, digits, _, - and . (not first), at most 64 characters"),
 ])
 def test_bad_input_is_one_line(args, message, tmp_path):
     out = run_cli(*args, "--profile", "debug", "--results", str(tmp_path))

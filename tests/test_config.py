@@ -73,3 +73,48 @@ def test_parse_set_reads_exponent_numbers():
     # PyYAML (YAML 1.1) reads 1e-7 as a string; on the command line a number is meant.
     assert parse_set(["optim.lr=1e-7"]) == {"optim.lr": 1e-7}
     assert parse_set(["data.source=pt:/data/p14t"]) == {"data.source": "pt:/data/p14t"}
+
+
+FLOAT_KEYS = [k for k, v in flatten(load_profile("default")).items() if isinstance(v, float)]
+
+
+def test_the_float_keys_are_found():
+    assert {"optim.lr", "data.noise_threshold", "pretrain.mask_ratio", "compute.gpus_per_worker"} <= set(FLOAT_KEYS)
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_every_float_key_refuses_nan_and_infinities(key):
+    # NaN passes every range check (each comparison is False); keys without an upper bound took inf.
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ConfigError) as err:
+            apply_overrides(load_profile("debug"), {key: bad}, "ablations/apw.yaml")
+        assert str(err.value) == f"{key} must be a finite number, got {bad!r} (ablations/apw.yaml)"
+
+
+@pytest.mark.parametrize("item, message", [
+    ("optim.lr=.inf", "optim.lr must be a finite number, got inf (--set)"),
+    ("data.noise_threshold=.nan", "data.noise_threshold must be a finite number, got nan (--set)"),
+    ("optim.grad_clip=-.inf", "optim.grad_clip must be a finite number, got -inf (--set)"),
+    ("optim.lr=+inf", "optim.lr must be a finite number, got inf (--set)"),  # read by float(), not YAML
+    ("optim.lr=nan", "optim.lr must be a number, got 'nan' (--set)"),
+])
+def test_set_refuses_non_finite_numbers_in_one_line(item, message):
+    with pytest.raises(ConfigError) as err:
+        load_profile("debug", parse_set([item]), "--set")
+    assert str(err.value) == message
+
+
+def test_a_profile_with_nan_names_its_file(tmp_path, monkeypatch):
+    import harness.config as config
+    (tmp_path / "debug.yaml").write_text("data:\n  noise_threshold: .nan\n")
+    monkeypatch.setattr(config, "PROFILE_DIR", tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_profile("debug")
+    assert str(err.value).startswith("data.noise_threshold must be a finite number, got nan (")
+    assert str(err.value).endswith("debug.yaml)")
+
+
+def test_seeds_have_an_upper_bound():
+    assert apply_overrides(load_profile("debug"), {"seeds": 1000}).seeds == 1000
+    with pytest.raises(ConfigError, match=r"^seeds must be in \[1, 1000\], got 1001 \(--set\)$"):
+        load_profile("debug", {"seeds": 1001}, "--set")

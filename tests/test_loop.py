@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 import torch
 from torch import nn
 
@@ -110,3 +112,42 @@ def test_gradients_are_clipped_to_the_configured_norm():
     finally:
         loop.torch.optim.AdamW = real
     assert seen and abs(seen[0] - 0.5) < 1e-5
+
+
+class Poisoned(Line):
+    """A loss that turns `bad` from the `at`-th forward on (a planted divergence)."""
+
+    def __init__(self, at: int, bad: float):
+        super().__init__()
+        self.calls, self.at, self.bad = 0, at, bad
+
+    def forward(self, x, y):
+        self.calls += 1
+        out = super().forward(x, y)
+        return ModelOutput(out.loss * self.bad) if self.calls >= self.at else out
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_loss_stops_the_stage_with_one_line(bad):
+    from harness.config import ConfigError
+    from harness.loop import Diverged
+    model = Poisoned(at=4, bad=bad)  # two steps per epoch: the 4th forward is epoch 2's second step
+    reports: list = []
+    run = StageRun("pretrain", "k", model, lambda epoch: [(torch.ones(4, 3), torch.ones(4))] * 2, 3, 2)
+    with pytest.raises(Diverged) as err:
+        train_stage(run, OptimConfig(lr=0.1, warmup_steps=1), Runtime(report=lambda m, s: reports.append(m)))
+    msg = str(err.value)
+    assert isinstance(err.value, ConfigError) and "\n" not in msg  # the CLI's one-line user error
+    assert msg.startswith(f"pretrain: the training loss became {bad} in epoch 2/3;") and "lower optim.lr (now 0.1)" in msg
+    assert len(reports) == 1 and model.calls == 4  # epoch 1 reported; nothing trained after the bad step
+
+
+def test_an_infinite_gradient_stops_the_stage_when_clipping_would_hide_it():
+    from harness.loop import Diverged
+    model = Line()
+    # The loss is (0 - 1e18)^2 = 1e36, finite in float32; its gradient, 4 x 1e21 x 5e17 = 2e39, is not.
+    x, y = torch.full((4, 3), 1e21), torch.full((4,), 1e18)
+    run = StageRun("sign2text", "k", model, lambda epoch: [(x, y)], 1, 1)
+    with pytest.raises(Diverged, match=r"^sign2text: the training gradient norm became inf in epoch 1/1;"):
+        train_stage(run, OptimConfig(grad_clip=1.0), Runtime())
+    assert torch.equal(model.w, torch.zeros(3))  # never stepped with it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from harness.cache import StageCache
@@ -69,3 +70,29 @@ def test_a_trial_computes_every_stage_once_then_loads_them(tiny_cfg, tmp_path):
     def numbers(result):
         return {k: v for k, v in dataclasses.asdict(result).items() if k not in ("stages", "stage_seconds", "seconds")}
     assert numbers(again) == numbers(first)
+
+
+def test_a_diverged_stage_is_never_cached(tiny_cfg, tmp_path):
+    from harness.loop import Diverged
+    torch.set_num_threads(1)
+    cfg = apply_overrides(tiny_cfg, {"optim.lr": 1e30}, "--set")
+    cache = StageCache(tmp_path / "cache")
+    with pytest.raises(Diverged, match=r"^pretrain: the training (loss|gradient norm) became (nan|inf) in epoch \d/2;"):
+        run_trial(cfg, ("sign2text",), cache, local_runtime(lambda s: None))
+    keys = stage_keys(cfg, ("sign2text",))
+    assert cache.is_complete("prepare", keys["prepare"])  # the stage before it is kept ...
+    entry = cache.entry("pretrain", keys["pretrain"]).path
+    assert not entry.exists() and not cache.has_files("pretrain", keys["pretrain"])  # ... the diverged one is not
+    assert not (tmp_path / "cache" / "embed").exists()  # and nothing after it ran
+
+
+def test_a_diverged_trial_is_one_line_on_the_command_line(tmp_path, capsys):
+    from conftest import TINY_OVERRIDES
+    from harness import trial
+    from harness.cli import run_cli
+    sets = [a for k, v in {**TINY_OVERRIDES, "optim.lr": 1e30}.items() for a in ("--set", f"{k}={v}")]
+    rc = run_cli(trial.main, ["apw", "none", "--profile", "debug", "--results", str(tmp_path), *sets])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: pretrain: the training ") and err.count("\n") == 1, err
+    assert "lower optim.lr (now 1e+30);" in err and "Traceback" not in err
+    assert [p.name for p in (tmp_path / "cache" / "pretrain").iterdir() if p.suffix != ".lock"] == []  # no entry

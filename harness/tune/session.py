@@ -1,7 +1,10 @@
 """The Ray session of a study: connect to a cluster or start a local Ray, and size trials to it.
 
 A local Ray is started on 127.0.0.1 with ports chosen here, so its address is known before it
-starts and several Rays on one host (tests, two studies) never find each other.
+starts and several Rays on one host (tests, two studies) never find each other. Every listener of
+a local Ray (GCS, raylet, workers, dashboard and its agents) binds to loopback only: anyone who can
+reach a Ray port can run code as the user. A cluster (--address) binds where its nodes were
+started (`ray start` in cluster.yaml: the private address), as before.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
         raise ConfigError(f"cannot reach the Ray cluster at --address {address}: {exc.strerror or exc}") from None
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
-        s.bind(("", 0))
+        s.bind((LOOPBACK, 0))  # where the local Ray will bind it
         return s.getsockname()[1]
 
 
@@ -41,8 +47,6 @@ def init_ray(address: str | None) -> bool:
     import ray
 
     from harness import tracking
-    if not address:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     # Keep Ray's own console output out of the way: the live view reports progress instead.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -65,11 +69,15 @@ def init_ray(address: str | None) -> bool:
     # A local Ray whose GCS port we choose, so its address is known before it starts, and a
     # dashboard on a free port: the state API behind that cleaner is the dashboard, and the
     # default port 8265 belongs to whichever Ray on this host took it first.
+    # On loopback (inside `loopback_only()`, which ray_session enters): the node address 127.0.0.1
+    # makes Ray bind the GCS, the raylet, the workers and the dashboard agent there; the dashboard
+    # has its own host. Authentication stays at Ray's default (token auth for a new local Ray).
+    kwargs.update(_node_ip_address=LOOPBACK, dashboard_host=LOOPBACK)
     previous = os.environ.get("RAY_GCS_SERVER_PORT")
     for attempt in (1, 2):
         port = _free_port()
         kwargs["dashboard_port"] = _free_port()
-        kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": f"{ray.util.get_node_ip_address()}:{port}"}}
+        kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": f"{LOOPBACK}:{port}"}}
         os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # read by the head node as it starts
         try:
             # One extra CPU slot holds the trial drivers' 0.01-CPU reservations (a Tune function trial
@@ -94,17 +102,45 @@ def init_ray(address: str | None) -> bool:
     return True
 
 
+# Ray's switch for "this host is not part of a cluster". Ray replaces a node address of 127.0.0.1
+# by the host's routable address (services.resolve_ip_for_localhost) unless it is off, and then
+# every gRPC server of the node listens on all interfaces; off, the node address is loopback.
+_SINGLE_HOST_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """For the block, a Ray started in this process is a single node on 127.0.0.1: the switch is
+    set in this process (Ray reads it at call time) and in the environment that every process of
+    the node inherits (its workers look their node address up too). Restored afterwards, so a
+    later --address session of the same process (tests) is a cluster client as before."""
+    import ray._private.ray_constants as ray_constants
+    saved = os.environ.get(_SINGLE_HOST_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_HOST_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop(_SINGLE_HOST_ENV, None)
+        else:
+            os.environ[_SINGLE_HOST_ENV] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None) -> Iterator[bool]:
-    """A Ray for the block: `address`'s cluster, or a local one that is shut down afterwards.
-    Yields True when the Ray is ours (one CPU slot of it holds the trial drivers)."""
+    """A Ray for the block: `address`'s cluster, or a local one on loopback only that is shut down
+    afterwards. Yields True when the Ray is ours (one CPU slot of it holds the trial drivers)."""
     import ray
-    started = init_ray(None if address in (None, "", "local") else address)
-    try:
-        yield started
-    finally:
-        if started:
-            ray.shutdown()
+    local = address in (None, "", "local")
+    with loopback_only() if local else contextlib.nullcontext():
+        started = init_ray(None if local else address)
+        try:
+            yield started
+        finally:
+            if started:
+                ray.shutdown()
 
 
 def worker_resources(compute: ComputeConfig) -> dict[str, float]:

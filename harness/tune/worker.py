@@ -175,8 +175,10 @@ def run_worker(spec: TrialSpec, rank: int, world: int, device: torch.device, io:
         f"node {ray.get_runtime_context().get_node_id()}")
     try:
         result, sample = run_trial(cfg, spec.tasks, StageCache(ResultsLayout(results).cache, remote), runtime)
-    except BaseException:
+    except BaseException as exc:
         if rank == 0:  # the log says why; its node may be gone by the time anyone looks
+            # One line, as the command line would print it (a diverged stage names stage, epoch, cause).
+            say(f"trial {spec.key} failed: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
             buffer.flush()
             with contextlib.suppress(*storage.REMOTE_ERRORS):
                 storage.push_trial(remote, results, spec.folder, spec.key, result=False)
