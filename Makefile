@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test clean
+.PHONY: install demo test mlflow clean
 
 install: $(STAMP)
 
@@ -26,3 +26,7 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) results
+
+# The MLflow UI of ./results on 127.0.0.1:5000 (an experiment's runs: http://127.0.0.1:5000/#/experiments/ID).
+mlflow: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000

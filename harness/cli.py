@@ -78,6 +78,17 @@ def writing(results: Path, run: Callable[[], Any]) -> Any:
                           f"permissions, then rerun with --resume") from None
 
 
+def mlflow_hint(uri: str, experiment_id: str = "") -> str:
+    """How to look at a run's MLflow store: the UI from this environment (its `mlflow`, on 127.0.0.1)
+    and the URL of the experiment's runs, or that URL on a tracking server."""
+    runs = f"/#/experiments/{experiment_id}" if experiment_id else ""
+    if uri.startswith(("http://", "https://")):
+        return f"Compare in MLflow:  open {uri.rstrip('/')}{runs}"
+    mlflow = Path(sys.executable).parent / "mlflow"
+    return (f"Compare in MLflow:  {shlex.quote(str(mlflow))} ui --backend-store-uri {shlex.quote(uri)} --host 127.0.0.1 "
+            f"--port 5000  then open http://127.0.0.1:5000{runs}")
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     from harness.tracking import TrackingError
     return ConfigError, DataError, TrackingError

@@ -165,6 +165,23 @@ def build_table(
     return rows
 
 
+# ----------------------------------------------------------------------------- headline metrics
+
+
+def headline_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """A table's rows as flat MLflow metrics the runs list can show and sort: per task, test metric
+    and variant the mean and the std over seeds, e.g. "sign2text.test_bleu4.apw.mean"; pose errors
+    say that lower is better ("text2sign.test_mpjpe_lower_better.apw.mean")."""
+    out = {}
+    for r in rows:
+        for m in ("bleu4", "rouge") + POSE_METRICS:
+            if _missing(r.get(m)):
+                continue
+            name = f"{r['task']}.test_{m}{'_lower_better' if m in POSE_METRICS else ''}.{r['variant']}"
+            out[f"{name}.mean"], out[f"{name}.std"] = float(r[m]), float(r.get(f"{m}_std") or 0.0)
+    return out
+
+
 # ----------------------------------------------------------------------------- degenerate outputs
 
 

@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # `python harness/run_ablation.py` from the repos
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.ablation import available, load_ablation  # noqa: E402
-from harness.cli import add_run_flags, command_line, compute_overrides, preflight, run_cli, writing  # noqa: E402
+from harness.cli import add_run_flags, command_line, compute_overrides, mlflow_hint, preflight, run_cli, writing  # noqa: E402
 from harness.config import MAX_SEEDS, PROFILES, ConfigError, load_profile, parse_set  # noqa: E402
 
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(table["markdown"])
             print(f"Written: {', '.join(table['files'])}")
-        print(f"Compare in MLflow:  mlflow ui --backend-store-uri {uri}")
+        print(mlflow_hint(uri, table.get("experiment_id", "")))
     if table.get("tracking_error"):
         print(f"warning: {table['tracking_error']}; the table files are written; rerun with --resume once "
               f"the server answers to log it", file=sys.stderr)

@@ -5,7 +5,6 @@ file (or flag) and what is expected, and comes before anything is written."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import yaml

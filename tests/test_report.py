@@ -228,3 +228,14 @@ def test_weights_text_names_each_variants_weights_and_equal_ones():
     assert lines[1] == ("**none and fpw trained with the same weights on this data: their rows differ only by "
                         "nondeterminism.**")
     assert weights_text({"none": [{}]}) == []
+
+
+def test_headline_metrics_name_task_split_variant_and_direction():
+    rows = [{"variant": "apw", "task": "sign2text", "bleu4": 51.1, "bleu4_std": 1.6, "rouge": 73.6, "rouge_std": 0.3,
+             "mpjpe": None, "dtw_mje": None},
+            {"variant": "apw", "task": "text2sign", "bleu4": 14.2, "bleu4_std": 0.1, "rouge": 42.3, "rouge_std": 0.4,
+             "mpjpe": 0.264, "mpjpe_std": 0.002, "dtw_mje": 0.22, "dtw_mje_std": 0.0}]
+    m = report.headline_metrics(rows)
+    assert m["sign2text.test_bleu4.apw.mean"] == 51.1 and m["sign2text.test_bleu4.apw.std"] == 1.6
+    assert m["text2sign.test_mpjpe_lower_better.apw.mean"] == 0.264
+    assert "sign2text.test_mpjpe_lower_better.apw.mean" not in m and len(m) == 2 * 2 + 4 * 2

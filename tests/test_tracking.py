@@ -235,3 +235,14 @@ def test_client_cache_and_pending_locks_are_per_key(monkeypatch, tmp_path):
     assert locks.for_path(tmp_path / "a") is not locks.for_path(tmp_path / "b")
     # Two loggers of one pending file in one process share its lock.
     assert SafeLogger("sqlite://", "r", tmp_path)._lock is SafeLogger("sqlite://", "r", tmp_path)._lock
+
+
+def test_an_experiment_opens_on_its_runs_and_carries_its_description(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp_id = tracking.ensure_experiment(uri, "ablation-apw", tmp_path / "artifacts", "**Does APW help?**")
+    tags = mlflow_client(uri).get_experiment(exp_id).tags
+    # MLflow 3's UI reads this tag to open on the runs table instead of the GenAI traces page.
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert tags[tracking.DESCRIPTION_TAG] == "**Does APW help?**"
+    assert tracking.ensure_experiment(uri, "ablation-apw") == exp_id  # again, without a description: kept
+    assert mlflow_client(uri).get_experiment(exp_id).tags[tracking.DESCRIPTION_TAG] == "**Does APW help?**"

@@ -8,6 +8,7 @@ The only package of the harness that imports mlflow: callers get what they need 
 
 from harness.tracking.runs import (
     ATTEMPT_TAG,
+    DESCRIPTION_TAG,
     PARENT_TAG,
     ROLE_TAG,
     STATUSES,
@@ -41,7 +42,7 @@ from harness.tracking.store import (
 
 __all__ = [
     "ERRORS", "TrackingError", "ParamConflictError", "SafeLogger", "replay_pending",
-    "PARENT_TAG", "TRIAL_KEY_TAG", "ATTEMPT_TAG", "ROLE_TAG", "STATUSES",
+    "PARENT_TAG", "TRIAL_KEY_TAG", "DESCRIPTION_TAG", "ATTEMPT_TAG", "ROLE_TAG", "STATUSES",
     "default_tracking_uri", "limit_http_retries", "check_reachable", "quiet_logging",
     "ensure_experiment", "start_parent", "resume_parent", "find_trial_run", "trial_run", "close_dangling",
     "run_status", "log_params", "log_metrics", "set_tags", "set_terminated", "log_dict", "log_text",

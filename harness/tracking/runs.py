@@ -45,12 +45,28 @@ _METRICS_PER_BATCH = 1000  # mlflow.utils.validation.MAX_METRICS_PER_BATCH
 # ----------------------------------------------------------------------------- experiments, runs
 
 
-def ensure_experiment(uri: str, name: str, artifact_root: str | os.PathLike | None = None) -> str:
-    """The id of experiment `name`, created if missing (restored if deleted).
+# MLflow 3's UI opens an experiment on its GenAI traces page unless the experiment says it is model
+# development: this tag (its value as the UI's bundle names it) makes it open on the runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+DESCRIPTION_TAG = "mlflow.note.content"  # what the UI shows as an experiment's or a run's description
+
+
+def ensure_experiment(uri: str, name: str, artifact_root: str | os.PathLike | None = None,
+                      description: str = "") -> str:
+    """The id of experiment `name`, created if missing (restored if deleted), marked as model
+    development (so the UI opens on its runs) and given `description` when one is passed.
 
     A new experiment's artifact_location is artifact_root/<name> (a local folder is made absolute;
     None lets the store decide, as an `mlflow server --artifacts-destination` should).
     """
+    experiment_id = _ensure_experiment(uri, name, artifact_root)
+    client = mlflow_client(uri)
+    for key, value in {**EXPERIMENT_KIND, **({DESCRIPTION_TAG: description} if description else {})}.items():
+        client.set_experiment_tag(experiment_id, key, value)
+    return experiment_id
+
+
+def _ensure_experiment(uri: str, name: str, artifact_root: str | os.PathLike | None) -> str:
     client = mlflow_client(uri)
     exp = client.get_experiment_by_name(name)
     if exp is None:

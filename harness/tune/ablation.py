@@ -72,7 +72,11 @@ def _finished(inv: Invocation, t: TrialPlan) -> bool:
 def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_uri: str, address: str | None,
         max_concurrent: int | None, resume: bool, command: str, say=print,
         remote: storage.Remote | storage.NoRemote = storage.NO_REMOTE) -> dict:
-    inv = Invocation(spec.name, f"ablation-{spec.name}", results.resolve(), tracking_uri, remote, say)
+    inv = Invocation(spec.name, f"ablation-{spec.name}", results.resolve(), tracking_uri, remote, say,
+                     description=f"**{spec.question}** (reproduces {spec.reproduces}; variants "
+                                 f"{', '.join(spec.variants)}, baseline {spec.baseline}).\n\n"
+                                 f"Run: `python harness/run_ablation.py {spec.name}`. Each run of this list is one "
+                                 "invocation (its table in its description and metrics); its trials are nested under it.")
     inv.read_state()
     inv.check_data([(t.cfg, t.cfg.pretrain.window) for t in trials])
     corpus_name = trials[0].cfg.data.source
@@ -137,7 +141,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
                 "hypotheses": finished[t.key].tasks[task].test.hypotheses,
                 "references": finished[t.key].tasks[task].test.references}
                for t in trials if t.key in finished for task in spec.tasks]
-    table: dict[str, Any] = {"missing": missing}
+    table: dict[str, Any] = {"missing": missing, "experiment_id": inv.experiment_id}
     walls = [(r.trial_wall_s, r.seconds) for r in finished.values() if r.trial_wall_s and r.seconds]
     if walls:
         total_wall, total_stages = sum(w for w, _ in walls), sum(s for _, s in walls)
@@ -181,6 +185,10 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
                 tracking.set_terminated(inv.tracking_uri, run_id, "FINISHED")
         if rows_in:
             tracking.log_table(inv.tracking_uri, inv.parent, table["rows"], "table.json")
+            # The runs list shows the winner: each variant's mean and std as the parent's metrics, the table
+            # itself as its description.
+            tracking.log_metrics(inv.tracking_uri, inv.parent, report.headline_metrics(table["rows"]))
+            tracking.set_tags(inv.tracking_uri, inv.parent, {tracking.DESCRIPTION_TAG: table["markdown"]})
             # In words where the runs list shows it: a table of untrained models is not a finding.
             tracking.set_tags(inv.tracking_uri, inv.parent, {"degenerate_outputs": " ".join(degenerate) or "none"})
             for f in files:

@@ -54,6 +54,7 @@ class Invocation:
     parent: str = ""
     invocation: str = ""  # its timestamp: Tune and Train run names carry it
     commit: str = ""  # the code's git commit, in the parent run's tags and the tables' footers
+    description: str = ""  # the MLflow experiment's: what it asks and how to run it
 
     @property
     def layout(self) -> ResultsLayout:
@@ -97,7 +98,8 @@ class Invocation:
         uri = self.tracking_uri
         self.commit = git_commit()
         self.experiment_id = tracking.ensure_experiment(uri, self.experiment,
-                                                        storage.artifact_root(self.results, uri, self.remote))
+                                                        storage.artifact_root(self.results, uri, self.remote),
+                                                        self.description)
         if resume and self.same_store:
             self.parent = self.state["parent_run_id"]
             tracking.resume_parent(uri, self.parent)

@@ -39,7 +39,9 @@ def run(spec: search_space.SearchSpec, base: ExperimentConfig, *, results: Path,
         say=print, remote: storage.Remote | storage.NoRemote = storage.NO_REMOTE) -> dict:
     """With `--storage` Ray's run storage, the stage cache, the trial folders and the final files go
     to the remote as in an ablation; the Optuna study stays on this node (its only writer)."""
-    inv = Invocation(f"search/{spec.name}", f"search-{spec.name}", results.resolve(), tracking_uri, remote, say)
+    inv = Invocation(f"search/{spec.name}", f"search-{spec.name}", results.resolve(), tracking_uri, remote, say,
+                     description=f"**{spec.question}** (objective: {', '.join(f'{m} ({d})' for m, d in zip(spec.metrics, spec.modes))}; "
+                                 f"searched: {', '.join(spec.space)}).\n\nRun: `python harness/run_search.py {spec.name}`.")
     folder = inv.layout.folder(inv.name)
     with exclusive(folder):
         state = inv.read_state(pull=False)
@@ -156,5 +158,6 @@ def _finish(spec: search_space.SearchSpec, base: ExperimentConfig, study: optuna
     if error:
         summary["storage_error"] = error
     summary["parent_run_id"] = inv.parent
+    summary["experiment_id"] = inv.experiment_id
     summary["unfinished"] = max(0, inv.state["target"] - len(counted(study)))
     return summary

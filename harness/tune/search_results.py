@@ -19,6 +19,7 @@ import yaml
 from optuna.trial import TrialState
 
 from harness import search_space, tracking
+from harness.cli import mlflow_hint
 from harness.config import ConfigError, ExperimentConfig, apply_overrides, flatten, load_profile
 from harness.io import atomic_write
 
@@ -236,4 +237,4 @@ def print_summary(spec: search_space.SearchSpec, summary: dict, uri: str, stream
         w(f"Written: {', '.join(summary['files'])}\n")
     if summary.get("command"):
         w(f"Reuse:  {summary['command']}\n")
-    w(f"Compare in MLflow:  mlflow ui --backend-store-uri {uri}\n")
+    w(mlflow_hint(uri, summary.get("experiment_id", "")) + "\n")
