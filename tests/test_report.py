@@ -239,3 +239,22 @@ def test_headline_metrics_name_task_split_variant_and_direction():
     assert m["sign2text.test_bleu4.apw.mean"] == 51.1 and m["sign2text.test_bleu4.apw.std"] == 1.6
     assert m["text2sign.test_mpjpe_lower_better.apw.mean"] == 0.264
     assert "sign2text.test_mpjpe_lower_better.apw.mean" not in m and len(m) == 2 * 2 + 4 * 2
+
+
+def test_live_view_shows_every_running_trial():
+    import io
+    from types import SimpleNamespace
+
+    from harness.tune.live_view import LiveView
+
+    out = io.StringIO()
+    view = LiveView(2, ("sign2text",), stream=out)
+    a, b = (SimpleNamespace(config={"spec": {"key": k}}) for k in ("none-seed0", "apw-seed0"))
+    view.on_trial_result(0, [], a, {"stage": "pretrain", "epoch": 3, "epochs": 10, "pretrain/train_loss": 1.5})
+    view.last_print = 0.0
+    view.on_trial_result(0, [], b, {"stage": "sign2text", "epoch": 1, "epochs": 40})
+    last = out.getvalue().splitlines()[-1]
+    assert "apw-seed0: sign2text epoch 1/40" in last and "none-seed0: pretrain epoch 3/10 train_loss=1.5" in last
+    view.on_trial_complete(0, [], a)
+    last = out.getvalue().splitlines()[-1]
+    assert "none-seed0: finished" in last and "apw-seed0: sign2text epoch 1/40" in last

@@ -59,13 +59,21 @@ class LiveView(Callback):
         self.stream.write(f"  trial {trial_key(trial.config)} FAILED; see its log under the results folder\n")
         self.stream.flush()
 
+    @staticmethod
+    def _what(s: dict) -> str:
+        if s["stage"] == "done":
+            return "finished"
+        metric = f" {s['metric'][0].split('/')[-1]}={s['metric'][1]:.4g}" if s["metric"] else ""
+        return f"{s['stage']} epoch {s['epoch']}/{s['epochs']}{metric}"
+
     def _print(self, key: str) -> None:
-        s = self.state[key]
         fractions = [progress(v["stage"], v["epoch"], v["epochs"], self.tasks) for v in self.state.values()]
         done = sum(fractions) / max(self.total, 1)
         elapsed = time.time() - self.start
         eta = f"ETA {elapsed * (1 - done) / done / 60:.1f} min" if done > 0.02 else "ETA ?"
-        what = "finished" if s["stage"] == "done" else f"{s['stage']} epoch {s['epoch']}/{s['epochs']}"
-        metric = f" {s['metric'][0].split('/')[-1]}={s['metric'][1]:.4g}" if s["metric"] else ""
-        self.stream.write(f"[{elapsed / 60:5.1f} min] {self.done}/{self.total} trials done | {key}: {what}{metric} | {eta}\n")
+        # The trial that changed first (its end, or its epoch), then every other running trial, so a
+        # concurrent trial's progress is never hidden behind the one that reported last.
+        shown = [key] + [k for k, v in self.state.items() if k != key and v["stage"] != "done"]
+        parts = " | ".join(f"{k}: {self._what(self.state[k])}" for k in shown)
+        self.stream.write(f"[{elapsed / 60:5.1f} min] {self.done}/{self.total} trials done | {parts} | {eta}\n")
         self.stream.flush()
