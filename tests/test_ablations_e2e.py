@@ -46,7 +46,8 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
         assert r["p_bleu4"] == "" if r["variant"] == spec.baseline else 0.0 < float(r["p_bleu4"]) <= 1.0
     md = (results / name / "table.md").read_text()
     assert "Synthetic corpus" in md and "Profile: debug" in md
-    assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout and "--host 127.0.0.1" in out.stdout
+    assert "then open http://127.0.0.1:5000/#/experiments/" in out.stdout  # the experiment's runs view
     runs = mlflow_runs(results, name)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

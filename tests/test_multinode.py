@@ -202,7 +202,7 @@ def test_ddp_trials_on_a_three_node_cluster_with_an_mlflow_server(tmp_path):
     assert [(r["variant"], r["task"]) for r in rows] == [("s5", "sign2text"), ("s7", "sign2text")]
     assert all(0.0 <= float(r["bleu4"]) <= 100.0 for r in rows)
     assert (results / "stride" / "curve.png").stat().st_size > 1000
-    assert f"mlflow ui --backend-store-uri {uri}" in out.stdout
+    assert f"Compare in MLflow:  open {uri}/#/experiments/" in out.stdout  # the server, at the experiment
 
     # 2-worker DDP: rank 0 of a world of 2 in both trials.
     for key in ("s5-seed0", "s7-seed0"):
