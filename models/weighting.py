@@ -162,9 +162,7 @@ def apw_weights(
     floor: float = DEFAULT_FLOOR,
 ) -> torch.Tensor:
     """Adaptive Pose Weights: (B, T, V, C), (B, T, V) -> per-sample, per-point weights (B, V)."""
-    with torch.no_grad():
-        var, count = part_variances(segment, point_mask, parts, left_wrist, right_wrist)
-        return _expand(usable_weights(var, count > 0, floor), parts, segment.shape[-2])
+    return group_weights("apw", segment, point_mask, parts, left_wrist, right_wrist, floor=floor).points
 
 
 def dataset_part_variances(

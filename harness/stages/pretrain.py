@@ -86,8 +86,8 @@ def run(ctx: StageContext) -> dict:
     fixed = None
     if cfg.pretrain.weighting == "fpw":
         # FPW: eq. 1 applied once to training-set statistics (a fixed weight per part).
-        fixed = part_w = weighting.fpw_part_weights([(segs, masks)], parts, *WRISTS)
-        rt.say(f"pretrain: FPW part weights {json.dumps({k: round(float(v), 3) for k, v in part_w.items()})}")
+        fixed = weighting.fpw_part_weights([(segs, masks)], parts, *WRISTS)
+        rt.say(f"pretrain: FPW part weights {json.dumps({k: round(float(v), 3) for k, v in fixed.items()})}")
     bs = cfg.optim.batch_size
 
     def batches(epoch):
