@@ -6,6 +6,11 @@
 2. multinode: the wall time of tests/test_multinode.py's scenario (a head and two worker nodes of
    `ray.cluster_utils.Cluster`, an `mlflow server` process, 2-worker DDP trials) next to the same
    ablation run single-node (a local Ray, one worker per trial, the SQLite store).
+0. cores: the machine's own ceiling for the concurrency part. The same single-threaded fp32 work (a
+   1024^3 matmul loop, and a SignMAE training step at the chosen profile) in one process alone,
+   then in two processes at once, each pinned to its own core: what two trials at once can gain
+   here at best. A hypervisor whose two vCPUs share one physical core's vector units (host SMT)
+   caps the concurrency part near 1x whatever the harness does.
 3. paper: on paper, what a 4-node x 8-GPU cluster needs for the full `apw` ablation with the `paper`
    profile (3 seeds): distinct stage computations after the stage cache (the reuse rate), GPU
    hours and wall time. Stage costs come from the paper's own reported times on one A100
@@ -15,6 +20,7 @@
 
     python scripts/bench_scale.py                         # all three (~15-25 min on 2 cores)
     python scripts/bench_scale.py --parts paper           # only the estimate (~2 min)
+    python scripts/bench_scale.py --parts cores --profile default   # the machine's ceiling (~1 min)
     python scripts/bench_scale.py --parts concurrency --ablation decoding --seeds 2
     python scripts/bench_scale.py --parts concurrency --ablation apw --only apw --profile default --seeds 2
 """
@@ -52,6 +58,70 @@ def sh(cmd: list[str], env: dict | None = None) -> tuple[float, subprocess.Compl
 
 def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+# --------------------------------------------------------------------------------------------
+# 0. The machine's ceiling: one workload alone vs two at once on separate cores
+# --------------------------------------------------------------------------------------------
+
+_CORE_WORKER = r"""
+import os, sys, time, json
+core, kind, profile, seconds = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+os.sched_setaffinity(0, {core})
+import torch
+torch.set_num_threads(1)
+if kind == "matmul":
+    a = torch.randn(1024, 1024)
+    def work():
+        a @ a
+else:
+    sys.path.insert(0, sys.argv[5])
+    from harness.config import load_profile
+    from harness.loop import make_optimizer
+    from scripts.bench_bf16 import signmae_step
+    cfg = load_profile(profile)
+    torch.manual_seed(0)
+    model, loss_of = signmae_step(cfg, cfg.optim.batch_size)
+    opt, _ = make_optimizer(model, cfg.optim, 1000)
+    def work():
+        loss = loss_of(); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+for _ in range(3):
+    work()
+sys.stdout.write("ready\n"); sys.stdout.flush(); sys.stdin.readline()  # start together
+n, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < seconds:
+    work(); n += 1
+print(json.dumps({"rate": n / (time.perf_counter() - t0)}))
+"""
+
+
+def _rates(kind: str, profile: str, cores: list[int], seconds: float) -> list[float]:
+    procs = [subprocess.Popen([sys.executable, "-c", _CORE_WORKER, str(c), kind, profile, str(seconds), str(ROOT)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for c in cores]
+    for pr in procs:
+        if pr.stdout.readline().strip() != "ready":
+            sys.exit(f"bench_scale: a {kind} worker failed to start")
+    for pr in procs:
+        pr.stdin.write("go\n"); pr.stdin.flush()
+    return [json.loads(pr.communicate()[0].strip().splitlines()[-1])["rate"] for pr in procs]
+
+
+def cores(args) -> list[str]:
+    available = sorted(os.sched_getaffinity(0))
+    lines = [f"## 0. The machine's ceiling ({len(available)} cores available: {available})", "",
+             "The same single-threaded fp32 work alone on one core, then twice at once, each copy pinned to its "
+             "own core (rates in work units per second; 20 s windows).", "",
+             "| work | alone /s | two at once /s (each) | throughput ratio | load before |", "|---|---:|---:|---:|---|"]
+    if len(available) < 2:
+        return lines + ["", "Only one core: nothing to compare.", ""]
+    for kind, label in (("matmul", "1024^3 fp32 matmul"), ("signmae", f"SignMAE training step ({args.profile})")):
+        before = load()
+        alone = _rates(kind, args.profile, available[:1], 20.0)[0]
+        both = _rates(kind, args.profile, available[:2], 20.0)
+        lines.append(f"| {label} | {alone:.2f} | {both[0]:.2f} / {both[1]:.2f} | {sum(both) / alone:.2f}x | {before} |")
+    lines += ["", "A ratio near 2x: the cores are independent and two trials can reach it; near 1x: the two vCPUs "
+              "share one physical core, and no harness change makes two trials faster than one.", ""]
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,7 +335,7 @@ def paper(args) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="*", default=["concurrency", "multinode", "paper"],
-                   choices=["concurrency", "multinode", "paper"])
+                   choices=["cores", "concurrency", "multinode", "paper"])
     p.add_argument("--ablation", default="decoding", help="for the concurrency part (default: decoding)")
     p.add_argument("--profile", default="debug")
     p.add_argument("--seeds", type=int, default=2)
@@ -281,7 +351,7 @@ def main() -> None:
     report = [f"# Scale benchmark ({time.strftime('%Y-%m-%d %H:%M')}, load average at start {load()})", ""]
     for part in args.parts:
         print(f"running {part} ...", file=sys.stderr, flush=True)
-        report += {"concurrency": concurrency, "multinode": multinode, "paper": paper}[part](args)
+        report += {"cores": cores, "concurrency": concurrency, "multinode": multinode, "paper": paper}[part](args)
     print("\n".join(report))
 
 
