@@ -101,7 +101,15 @@ class Runtime:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use)
 
 
+def import_training_machinery() -> None:
+    """Import what torch loads lazily on the first optimizer of a process (torch._dynamo: 2-4 s on
+    one CPU core), at start-up: it is paid once per process, so it belongs to the process's start
+    and not to the first stage that happens to build an optimizer (and its timing)."""
+    import torch._dynamo  # noqa: F401
+
+
 def local_runtime(say: Callable[[str], None] = print) -> Runtime:
+    import_training_machinery()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return Runtime(device=device, say=say)
 

@@ -29,7 +29,7 @@ import torch
 from harness import storage, tracking
 from harness.cache import StageCache
 from harness.io import load_torch, save_torch, sha256_file
-from harness.loop import Runtime
+from harness.loop import Runtime, import_training_machinery
 from harness.pipeline import run_trial
 from harness.results import ResultsLayout, TrialResult, TrialSpec
 
@@ -141,6 +141,7 @@ def _runtime(spec: TrialSpec, rank: int, world: int, device: torch.device, io: R
         # Frozen or unused branches (e.g. positional queries) must not stall DDP's reducer.
         return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
 
+    import_training_machinery()
     return Runtime(rank=rank, world_size=world, device=device, bf16=spec.cfg.compute.bf16,
                    cpu_bf16=spec.cfg.compute.cpu_bf16,
                    prepare_model=prepare_model, report=report, latest_checkpoint=latest, say=say,
