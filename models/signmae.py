@@ -66,6 +66,7 @@ from torch import nn
 from models.extractor import SpatioTemporalExtractor
 from models.outputs import ModelOutput
 from models.transformer import sinusoidal_table, transformer_decoder, transformer_encoder
+from models.weighting import weighted_pose_error
 
 DECODER_TYPES = ("nar", "ar")
 QUERY_TYPES = ("learnable", "positional")
@@ -288,16 +289,14 @@ class SignMAE(nn.Module):
         """Eq. 2 over the whole segment: weights (B, V) or (V,); absent points contribute nothing."""
         if tuple(weights.shape) not in ((self.num_points,), (segment.shape[0], self.num_points)):
             raise ValueError(f"SignMAE: weights {tuple(weights.shape)}, expected ({self.num_points},) or (B, {self.num_points})")
+        loss = weighted_pose_error(pred, segment, point_mask, weights)
+        if not self.relative_weight:
+            return loss
         present = point_mask.bool()  # (B, w, V)
         zero = torch.zeros((), dtype=pred.dtype, device=pred.device)
-        # Absent targets are replaced before the subtraction: masking only the error afterwards would
-        # still send NaN gradients back from a NaN stored at an absent point.
         target = torch.where(present.unsqueeze(-1), segment, zero)  # (B, w, V, C)
         err = torch.where(present, ((pred - target) ** 2).sum(-1), zero)  # (B, w, V): squared L2 over C
         w = weights.to(err.dtype).expand(segment.shape[0], self.num_points).unsqueeze(1) * present  # (B, w, V)
-        loss = (err * w).sum() / w.sum().clamp(min=1e-12)
-        if not self.relative_weight:
-            return loss
         # The part-relative terms (module doc): every term a fraction of its targets' variance.
         loss = loss / _variance(target, w).clamp(min=1e-8)
         rel_t, defined = self.relative(target, present)  # (B, w, V, C), (B, w, V)

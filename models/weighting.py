@@ -243,6 +243,31 @@ def loss_weights(
     raise ValueError(f"loss_weights: unknown weighting {kind!r}; expected one of {WEIGHTINGS}")
 
 
+def weighted_pose_error(
+    pred: torch.Tensor, target: torch.Tensor, present: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 2's weighted reconstruction error, the one definition SignMAE and the production
+    baselines (PT, NSLP-G) share: sum over present points of W * ||target - pred||^2 (squared L2
+    over C), divided by the sum of W over the present points, so the scale depends neither on how
+    many points are present nor on the overall scale of W.
+
+    pred, target (B, T, V, C); present (B, T, V) bool (absent points and padded frames False);
+    weights (V,), (B, V) or (B, T, V) (none / FPW / APW from loss_weights; per-frame weights let
+    a caller apply APW window by window over a long sequence). -> scalar."""
+    b, t, v, _ = target.shape
+    if tuple(weights.shape) not in ((v,), (b, v), (b, t, v)):
+        raise ValueError(f"weighted_pose_error: weights {tuple(weights.shape)}, expected ({v},), ({b}, {v}) or ({b}, {t}, {v})")
+    present = present.bool()
+    zero = torch.zeros((), dtype=pred.dtype, device=pred.device)
+    # Absent targets are replaced before the subtraction: masking only the error afterwards would
+    # still send NaN gradients back from a NaN stored at an absent point.
+    target = torch.where(present.unsqueeze(-1), target, zero)  # (B, T, V, C)
+    err = torch.where(present, ((pred - target) ** 2).sum(-1), zero)  # (B, T, V)
+    w = weights.to(err.dtype)
+    w = (w.expand(b, v).unsqueeze(1) if w.dim() < 3 else w) * present  # (B, T, V)
+    return (err * w).sum() / w.sum().clamp(min=1e-12)
+
+
 # ----------------------------------------------------------------------------- what was trained with
 
 
