@@ -88,19 +88,23 @@ class SignToText(nn.Module):
         x = self.src_dropout(self.src_pos(self.src_proj(z)))  # (B, N, D)
         return self.encoder(x, src_key_padding_mask=~z_mask)  # (B, N, D)
 
-    def decode(self, memory: torch.Tensor, z_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """memory (B, N, D), tgt_in (B, L) -> logits (B, L, vocab).
+    def decoder_states(self, memory: torch.Tensor, z_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """memory (B, N, D), tgt_in (B, L) -> the decoder's final hidden states (B, L, D), before
+        the output projection (ConSLT's contrastive term reads them).
 
         No target padding mask: pads only trail a sentence and the causal mask already keeps every
         real position from seeing them.
         """
         y = self.tgt_embed(tgt_in) * math.sqrt(self.d_model)  # (B, L, D)
         y = self.tgt_dropout(self.tgt_pos(y))  # (B, L, D)
-        h = self.decoder(
+        return self.decoder(
             y, memory, tgt_mask=causal_mask(tgt_in.shape[1], tgt_in.device),
             memory_key_padding_mask=~z_mask,
         )  # (B, L, D)
-        return self.out_proj(h)  # (B, L, vocab)
+
+    def decode(self, memory: torch.Tensor, z_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """memory (B, N, D), tgt_in (B, L) -> logits (B, L, vocab)."""
+        return self.out_proj(self.decoder_states(memory, z_mask, tgt_in))  # (B, L, vocab)
 
     def logits(self, z: torch.Tensor, z_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, L, vocab)."""

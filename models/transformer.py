@@ -189,3 +189,25 @@ def evaluating(module: nn.Module) -> Iterator[None]:
             yield
     finally:
         module.train(was_training)
+
+
+class TextEncoder(nn.Module):
+    """Learned token embedding (scaled by sqrt(D)) + sinusoidal positions + the spec's encoder: the
+    text side of the production baselines (PT, NSLP-G), which read the sentence directly.
+    tokens (B, L) padded with pad_id -> memory (B, L, D), memory mask (B, L) True = valid."""
+
+    def __init__(self, vocab_size: int, spec: TransformerSpec, pad_id: int = 0):
+        super().__init__()
+        self.d_model, self.pad_id = spec.d_model, pad_id
+        self.embed = nn.Embedding(vocab_size, spec.d_model)
+        nn.init.normal_(self.embed.weight, std=spec.d_model**-0.5)
+        self.pos = spec.positions()
+        self.dropout = nn.Dropout(spec.dropout)
+        self.encoder = spec.encoder()
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if tokens.dim() != 2:
+            raise ValueError(f"TextEncoder: expected tokens of shape (B, L), got {tuple(tokens.shape)}")
+        mask = check_mask(tokens != self.pad_id, tokens.shape, "TextEncoder tokens (all pad)")  # (B, L)
+        x = self.dropout(self.pos(self.embed(tokens) * math.sqrt(self.d_model)))  # (B, L, D)
+        return self.encoder(x, src_key_padding_mask=~mask), mask  # (B, L, D), (B, L)
