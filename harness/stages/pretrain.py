@@ -49,7 +49,7 @@ def settings(cfg: ExperimentConfig) -> dict:
 def training_sequences(ctx: StageContext) -> list[SignSequence]:
     """The training split, plus the train split of `pretrain.extra_source` (table 4d)."""
     prepared = ctx.inputs["prepare"]
-    seqs = list(prepared.corpus["train"])
+    seqs = list(prepared.corpus["train"]) + list(prepared.unlabelled)
     extra = ctx.cfg.pretrain.extra_source
     if extra:
         extra_corpus = ctx.prepare_source(extra)
