@@ -49,7 +49,7 @@ def format_report(doc: dict) -> str:
             continue
         rates = ", ".join(f"{x:g}" for x in r["fps_recorded"]) or "-"
         unknown = f" ({r['fps_not_recorded']} not recorded, taken as {p['fps']:g})" if r["fps_not_recorded"] else ""
-        lines.append(f"  fps recorded: {rates}{unknown}; dims: C = {'/'.join(map(str, r['coords_kept']))}")
+        lines.append(f"  fps recorded: {rates}{unknown}; dims as read: C = {'/'.join(map(str, r['coords_kept']))}")
         g = r["gaps"]
         lines.append(f"  gaps: {g['missing_frames']} missing frames in {g['sequences']} sequence(s)"
                      f" ({g['filled_frames']} interpolated)")
@@ -59,6 +59,8 @@ def format_report(doc: dict) -> str:
                          f" (start+length: {runs or '-'})")
         if r["unlabelled"]:
             lines.append(f"  unlabelled: {r['unlabelled']} sequence(s) kept for pretraining only")
+        if r["frames_recorded"] != r["frames_raw"]:
+            lines.append(f"  frames recorded: {_stats(r['frames_recorded'])} (before resampling)")
         lines.append(f"  frames raw: {_stats(r['frames_raw'])}")
         lines.append(f"  frames kept: {_stats(r['frames'])}")
         lines.append(f"  dropped frames: {r['dropped_frames']} "

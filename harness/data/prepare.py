@@ -60,6 +60,7 @@ def _timing(sequences: list[SignSequence]) -> dict:
     return {
         "fps_recorded": rates,
         "fps_not_recorded": sum(s.meta.get("fps") is None for s in sequences),
+        "frames_recorded": [int(s.meta.get("frames_recorded", s.num_frames)) for s in sequences],
         "gaps": {
             "sequences": len(gapped),
             "missing_frames": sum(len(s.meta.get("missing_frames") or []) for s in sequences),
