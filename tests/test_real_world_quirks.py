@@ -362,3 +362,26 @@ def test_a_corrected_file_with_the_same_size_and_mtime_changes_the_key(tmp_path,
     second = source_identity(spec, c)
     assert second != first and len(calls) == 3  # only the changed file was hashed again
     assert dict(second["files"])[str(path.resolve())] == real(path)
+
+
+def test_unlabelled_sequences_reach_pretraining_only(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.data.record import SignSequence
+    from harness.stages.prepare import _ready
+    c = load_profile("debug")
+
+    def seq(name, unlabelled=False):
+        s = SignSequence(name, np.ones((40, 73, 2), np.float32), np.ones((40, 73), bool), "" if unlabelled else "a b")
+        if unlabelled:
+            s.meta["unlabelled"] = True
+        return s
+    corpus = {"train": [seq("l1"), seq("u1", True)], "dev": [seq("l2")], "test": [seq("l3")]}
+    prepared = _ready(SimpleNamespace(cfg=c), corpus)
+    assert [s.name for s in prepared.corpus["train"]] == ["l1"] and [s.name for s in prepared.full["train"]] == ["l1"]
+    assert [s.name for s in prepared.unlabelled] == ["u1"]
+    from harness.stages.pretrain import training_sequences
+    seqs = training_sequences(SimpleNamespace(cfg=c, inputs={"prepare": prepared}))
+    assert [s.name for s in seqs] == ["l1", "u1"]  # pretraining sees both
+    with pytest.raises(DataError, match="the dev split has no sequence with a sentence"):
+        _ready(SimpleNamespace(cfg=c), {**corpus, "dev": [seq("u2", True)]})
