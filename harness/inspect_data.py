@@ -57,6 +57,9 @@ def format_report(doc: dict) -> str:
             runs = ", ".join(f"{a}+{n}" for a, n in item["runs"])
             lines.append(f"    {item['name']}: {item['missing_frames']} missing, {item['filled_frames']} filled"
                          f" (start+length: {runs or '-'})")
+        if r["outside_frame"]["points"]:
+            lines.append(f"  outside the image by more than 10%: {r['outside_frame']['points']} present point(s) "
+                         f"in {r['outside_frame']['sequences']} sequence(s) (kept; check the extractor)")
         if r["unlabelled"]:
             lines.append(f"  unlabelled: {r['unlabelled']} sequence(s) kept for pretraining only")
         if r["frames_recorded"] != r["frames_raw"]:

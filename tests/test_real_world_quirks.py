@@ -385,3 +385,14 @@ def test_unlabelled_sequences_reach_pretraining_only(tmp_path):
     assert [s.name for s in seqs] == ["l1", "u1"]  # pretraining sees both
     with pytest.raises(DataError, match="the dev split has no sequence with a sentence"):
         _ready(SimpleNamespace(cfg=c), {**corpus, "dev": [seq("u2", True)]})
+
+
+def test_points_far_outside_the_image_are_flagged(tmp_path, capsys):
+    values, conf = mediapipe_values(5)
+    values[2, 30, 0] = 1500.0  # 50% right of a 1000-pixel-wide image
+    values[3, 31, 1] = 1050.0  # 5% below: within the margin
+    write_mediapipe(tmp_path / "far.pose", values, conf)
+    table(tmp_path, ["far"])
+    assert read_pose_file(tmp_path / "far.pose").meta["outside_frame"] == 1
+    assert run_cli(main, [f"pose:{tmp_path}"]) == 0
+    assert "outside the image by more than 10%: 1 present point(s) in 1 sequence(s)" in capsys.readouterr().out

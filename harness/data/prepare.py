@@ -71,6 +71,8 @@ def _timing(sequences: list[SignSequence]) -> dict:
                              for s in gapped[:_MAX_LISTED_SKIPS]],
         },
         "unlabelled": sum(bool(s.meta.get("unlabelled")) for s in sequences),
+        "outside_frame": {"points": sum(int(s.meta.get("outside_frame", 0)) for s in sequences),
+                          "sequences": sum(int(s.meta.get("outside_frame", 0)) > 0 for s in sequences)},
     }
 
 

@@ -57,7 +57,7 @@ def training_sequences(ctx: StageContext) -> list[SignSequence]:
         c = int(extra_corpus["train"][0].keypoints.shape[-1])
         if c != prepared.num_coords:
             raise DataError(f"pretrain.extra_source {extra} has {c} coordinates per point, "
-                            f"the main corpus has {prepared.num_coords}")
+                            f"the main corpus has {prepared.num_coords}; set data.dims=2 to read both as x, y")
         seqs += drop_parts(extra_corpus, ctx.cfg.pretrain.parts)["train"]  # the parts the main corpus keeps
     return seqs
 

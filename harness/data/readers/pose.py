@@ -131,6 +131,21 @@ def check_complete(buffer: bytes, path: Path) -> None:
                         f"bytes) but {have} bytes follow the header ({held:.2f} frames); expected the whole file")
 
 
+FRAME_MARGIN = 0.1  # share of the image's width/height a point may lie outside it before it is flagged
+
+
+def _outside_frame(keypoints: np.ndarray, mask: np.ndarray, header) -> int:
+    """Present points further outside the image (header width x height) than FRAME_MARGIN of its
+    size: kept (a detector extrapolating a hand just out of view is common) but counted, for
+    `inspect`. 0 when the header has no image size (our own layout writes 1 x 1)."""
+    w, h = float(header.dimensions.width), float(header.dimensions.height)
+    if w <= 1 or h <= 1:
+        return 0
+    x, y = keypoints[..., 0], keypoints[..., 1]  # (T, V)
+    out = (x < -FRAME_MARGIN * w) | (x > (1 + FRAME_MARGIN) * w) | (y < -FRAME_MARGIN * h) | (y > (1 + FRAME_MARGIN) * h)
+    return int((out & mask).sum())
+
+
 def pose_to_sequence(pose, path: Path, name: str, text: str, options: ReadOptions = ReadOptions()) -> SignSequence:
     """A pose_format.Pose (NumPyPoseBody) -> SignSequence in the canonical layout (first person)."""
     header, body = pose.header, pose.body
@@ -202,12 +217,14 @@ def pose_to_sequence(pose, path: Path, name: str, text: str, options: ReadOption
             f"{path}: no known component among {[c.name for c in header.components]}; expected OpenPose "
             f"(pose_keypoints_2d, ...), MediaPipe Holistic (POSE_LANDMARKS, ...) or {OWN_COMPONENT}"
         )
+    outside = _outside_frame(keypoints, mask, header)
     z_units = None
     if C == 3:
         z_units = "mediapipe" if any(_normalize_component(c) in _MEDIAPIPE for c in used) else "xy"
     return make_sequence(
         name, keypoints, mask, text,
-        meta={"source": "pose", "file": str(path), "fps": float(body.fps), "components": used, "z_units": z_units},
+        meta={"source": "pose", "file": str(path), "fps": float(body.fps), "components": used, "z_units": z_units,
+              "outside_frame": outside},
     )
 
 
