@@ -396,3 +396,20 @@ def test_points_far_outside_the_image_are_flagged(tmp_path, capsys):
     assert read_pose_file(tmp_path / "far.pose").meta["outside_frame"] == 1
     assert run_cli(main, [f"pose:{tmp_path}"]) == 0
     assert "outside the image by more than 10%: 1 present point(s) in 1 sequence(s)" in capsys.readouterr().out
+
+
+SHARED_POSE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pose"
+
+
+@pytest.mark.skipif(not (SHARED_POSE / "mediapipe.pose").is_file(), reason="real .pose samples not present")
+def test_real_version_0_1_pose_cut_at_half_or_at_a_frame_boundary(tmp_path):
+    # pose-format 0.1 derives the frame count from the bytes left, so it would read a cut file as
+    # fewer frames; the header's count (170 here) is what the file promised.
+    data = (SHARED_POSE / "mediapipe.pose").read_bytes()
+    frame = 178 * 4 * 4  # 178 points x (x, y, z, confidence) x float32
+    for cut in (len(data) // 2, len(data) - 85 * frame):
+        (tmp_path / "cut.pose").write_bytes(data[:cut])
+        with pytest.raises(DataError, match=r"cut\.pose: truncated \.pose file: the header promises 170 frames"):
+            read_pose_file(tmp_path / "cut.pose")
+    (tmp_path / "whole.pose").write_bytes(data)
+    assert read_pose_file(tmp_path / "whole.pose").num_frames == 170
