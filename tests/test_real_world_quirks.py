@@ -413,3 +413,9 @@ def test_real_version_0_1_pose_cut_at_half_or_at_a_frame_boundary(tmp_path):
             read_pose_file(tmp_path / "cut.pose")
     (tmp_path / "whole.pose").write_bytes(data)
     assert read_pose_file(tmp_path / "whole.pose").num_frames == 170
+
+
+def test_openpose_rate_from_the_tables_fps_column(tmp_path):
+    root = openpose_folder(tmp_path / "op", list(range(30)), fps="30")
+    seq = prepare_corpus(f"openpose:{root}", cfg())[0]["train"][0]
+    assert seq.meta["fps_source"] == 30.0 and seq.num_frames == 25

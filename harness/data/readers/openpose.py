@@ -103,7 +103,7 @@ def read_frame(path: Path, min_confidence: float = 0.0) -> dict[str, tuple[np.nd
     return {key: _read_points(person, key, path, min_confidence) for key in _KEYS}
 
 
-def _timeline(frames: list[Path], folder: Path) -> list[int]:
+def _timeline(frames: list[Path]) -> list[int]:
     """Each file's place in time: its frame number minus the first one (0, 1, ... without numbers)."""
     numbers = [_frame_number(p) for p in frames]
     if any(n is None for n in numbers):
@@ -122,7 +122,7 @@ def read_sentence_folder(folder: Path, name: str, text: str, meta: dict,
     frames = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".json"), key=_frame_order)
     if not frames:
         raise DataError(f"{folder}: no .json frames; expected one OpenPose JSON per frame")
-    places = _timeline(frames, folder)
+    places = _timeline(frames)
     T = max(places) + 1
     keypoints, mask = empty_frames(T, 2)
     parts = {key: (np.zeros((T, n, 2), np.float32), np.zeros((T, n), bool)) for key, n in _KEYS.items()}
@@ -146,11 +146,13 @@ def read_sentence_folder(folder: Path, name: str, text: str, meta: dict,
                 fps = float(meta[col])
             except ValueError:
                 raise DataError(f"{folder}: {col} {meta[col]!r} in the sentence table; expected a number") from None
-            if not fps > 0 or fps > 1000:
-                raise DataError(f"{folder}: {col} {meta[col]!r} in the sentence table; expected frames per second in (0, 1000]")
+            if not 0 < fps <= 1000:
+                raise DataError(f"{folder}: {col} {meta[col]!r} in the sentence table; "
+                                "expected frames per second in (0, 1000]")
     return make_sequence(
         name, keypoints, mask, text,
-        meta={"source": "openpose", "folder": str(folder), **meta, "fps": fps, "missing_frames": missing},
+        meta={"source": "openpose", "folder": str(folder), **meta, "fps": fps,
+              "missing_frames": missing},
     )
 
 

@@ -106,8 +106,7 @@ def check_complete(buffer: bytes, path: Path) -> None:
     try:
         reader = BufferReader(buffer)
         header = PoseHeader.read(reader)
-    except Exception as err:  # a corrupt header: Pose.read reports it below
-        del err
+    except Exception:  # a corrupt header: Pose.read reports it, with pose-format's reason
         return
     version = round(float(header.version), 3)
     if version not in (0.1, 0.2):  # 0.0 stores frames one by one; pose-format checks those itself
