@@ -71,6 +71,21 @@ class DataConfig:
     # Shoulder lengths, not the paper's 400 px: it applies after shoulder normalization (harness/data/preprocess.py).
     noise_threshold: float = _f(0.75, lo=0.0, lo_open=True,
                                 doc="mean joint displacement between frames above which a frame is dropped")
+    # Every source is resampled to this rate before windowing (harness/data/timeline.py): the
+    # paper's 15-frame windows are 0.6 s at PHOENIX14T's 25 fps.
+    fps: float = _f(25.0, lo=1.0, hi=1000.0, doc="frames per second every sequence is resampled to")
+    # Frames a source lost (OpenPose frame numbers missing from a folder) stay masked in place, or
+    # are interpolated point by point across gaps of at most max_gap frames.
+    gaps: Literal["mask", "interpolate"] = "mask"
+    max_gap: int = _f(5, lo=0, doc="longest gap (frames at the source rate) data.gaps=interpolate fills")
+    # "source": PT's 3D and our own .pose layout keep z; MediaPipe's z (not in x/y's units) and 2D
+    # sources give 2. 2 drops every z; 3 refuses a source whose z is absent or not in x/y's units.
+    dims: Literal["source", 2, 3] = "source"
+    # The paper gives none; 0 keeps every detection (confidence 0, NaN, all-zero points are always missing).
+    min_confidence: float = _f(0.0, lo=0.0, hi=1.0, doc="points with a lower detector confidence are missing")
+    # Sequences without a sentence (no sentence table, or no row) are an error unless this keeps them,
+    # unlabelled, for pretraining only.
+    unlabelled: bool = False
     synth: SynthConfig = field(default_factory=SynthConfig)
 
 

@@ -15,8 +15,9 @@ import numpy as np
 
 from harness.config import ConfigError, ExperimentConfig, load_profile
 from harness.data.prepare import preprocess_corpus
-from harness.data.record import Corpus, DataError, SignSequence
+from harness.data.record import Corpus, DataError, ReadOptions, SignSequence
 from harness.data.sources import Source, load_source, parse_source, source_files
+from harness.file_hashes import file_hashes
 
 
 def synth_params(source: Source, cfg: ExperimentConfig) -> dict:
@@ -35,26 +36,34 @@ def synth_params(source: Source, cfg: ExperimentConfig) -> dict:
 
 
 def source_identity(spec: str, cfg: ExperimentConfig) -> dict:
-    """What a source's content depends on: the generator's parameters, or the files' sizes and times."""
+    """What a source's content depends on: the generator's parameters, or the files' content
+    hashes (harness.file_hashes: computed once per file, remembered by its stat)."""
     source = parse_source(spec)
     if source.kind == "synth":
         return {"synth": synth_params(source, cfg)}
-    files = []
-    for path in source_files(source):
-        st = path.stat()
-        files.append((str(path.resolve()), st.st_size, int(st.st_mtime)))
-    return {"spec": spec, "files": sorted(files)}
+    hashes = file_hashes(source_files(source))
+    return {"spec": spec, "files": sorted(hashes.items())}
+
+
+def read_options(cfg: ExperimentConfig) -> ReadOptions:
+    return ReadOptions(min_confidence=cfg.data.min_confidence, unlabelled=cfg.data.unlabelled)
+
+
+def timeline_options(cfg: ExperimentConfig) -> dict:
+    """harness.data.timeline.conform_corpus's settings: rate, gaps and coordinates."""
+    d = cfg.data
+    return {"fps": d.fps, "gaps": d.gaps, "max_gap": d.max_gap, "dims": d.dims}
 
 
 def load_raw(spec: str, cfg: ExperimentConfig, problems: list[str] | None = None) -> Corpus:
     source = parse_source(spec)
     params = synth_params(source, cfg) if source.kind == "synth" else None
-    return load_source(source, params, problems)
+    return load_source(source, params, problems, read_options(cfg))
 
 
 def prepare_corpus(spec: str, cfg: ExperimentConfig) -> tuple[Corpus, dict]:
     """Load and preprocess a source: the corpus and the per-split report `inspect` prints."""
-    return preprocess_corpus(load_raw(spec, cfg), cfg.data.noise_threshold)
+    return preprocess_corpus(load_raw(spec, cfg), cfg.data.noise_threshold, timeline_options(cfg))
 
 
 def check_window(corpus: Corpus, window: int, source: str) -> None:

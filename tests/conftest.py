@@ -21,6 +21,20 @@ TINY_OVERRIDES = {"data.synth.train": 12, "data.synth.dev": 4, "data.synth.test"
                   "sign2text.epochs": 2, "text2sign.epochs": 2, "backtranslator.epochs": 2}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _file_hash_store(tmp_path_factory):
+    """Content hashes of data files (harness/file_hashes.py) go to a store of this test session,
+    not the user's ~/.cache."""
+    import os
+    old = os.environ.get("UNIGLOR_HASH_CACHE")
+    os.environ["UNIGLOR_HASH_CACHE"] = str(tmp_path_factory.mktemp("hashes") / "file-hashes.json")
+    yield
+    if old is None:
+        os.environ.pop("UNIGLOR_HASH_CACHE", None)
+    else:
+        os.environ["UNIGLOR_HASH_CACHE"] = old
+
+
 @pytest.fixture
 def tiny_cfg():
     from harness.config import load_profile

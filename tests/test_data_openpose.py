@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.data.readers.openpose import read_openpose
-from harness.data.record import DataError
+from harness.data.record import DataError, ReadOptions
 from harness.data.sources import load_source, parse_source
 from models.layout import CANONICAL, DLIB_FACE
 
@@ -65,7 +65,8 @@ def test_openpose_mapping_exact(tmp_path):
     np.testing.assert_allclose(seq.keypoints[0, LEFT[21]], [palm, 200 + 2 * (palm - 200)])
     # frame 1 has no person: every point masked
     assert not seq.mask[1].any() and (seq.keypoints[1] == 0).all()
-    assert seq.mask[0].sum() == 73 - 1 - 2  # body 3, left pinky tip, fingertip centroid
+    # body 3, left pinky tip, fingertip centroid; and the nose at (0, 0) in frame 0: OpenPose's "not detected"
+    assert seq.mask[0].sum() == 73 - 1 - 2 - 1 and not seq.mask[0, 0] and seq.mask[2, 0]
 
 
 def test_openpose_split_folders_and_problems(tmp_path):
@@ -74,12 +75,15 @@ def test_openpose_split_folders_and_problems(tmp_path):
     make_how2sign(root / "val", {"c": [_person(0)]}, table_name="how2sign_realigned_val.csv", nest="")
     (root / "train" / "openpose_output" / "json" / "orphan").mkdir()
     (root / "train" / "openpose_output" / "json" / "orphan" / "f_0.json").write_text('{"people": []}')
+    with pytest.raises(DataError, match=r"how2sign_realigned_train\.csv: no row for 1 of 3 keypoint folder\(s\) \(first: 'orphan'\)"):
+        load_source(parse_source(f"openpose:{root}"))
     problems: list[str] = []
-    corpus = load_source(parse_source(f"openpose:{root}"), problems=problems)
-    assert [q.name for q in corpus["train"]] == ["a", "b"]
+    corpus = load_source(parse_source(f"openpose:{root}"), problems=problems, options=ReadOptions(unlabelled=True))
+    assert [q.name for q in corpus["train"]] == ["a", "b", "orphan"]  # table order, then the unlabelled
+    assert corpus["train"][2].meta["unlabelled"] and corpus["train"][2].text == ""
     assert [q.name for q in corpus["dev"]] == ["c"] and corpus["test"] == []
     assert any("1 sentence(s) without a keypoint folder" in p and "ghost" in p for p in problems)
-    assert any("1 keypoint folder(s) without a row" in p and "orphan" in p for p in problems)
+    assert any("no row for 1 keypoint folder(s), kept unlabelled" in p and "orphan" in p for p in problems)
 
 
 def test_openpose_frames_in_numeric_order(tmp_path):
@@ -88,7 +92,9 @@ def test_openpose_frames_in_numeric_order(tmp_path):
     for t in range(3):  # rename to unpadded numbers: 0, 1, 2 -> f_2, f_10, f_100 keep order by number
         (folder / f"s_{t:012d}_keypoints.json").rename(folder / f"f_{[2, 10, 100][t]}.json")
     seq = read_openpose(root)["train"][0]
-    np.testing.assert_array_equal(seq.keypoints[:, 0, 0], [0, 1, 2])
+    # the numbers are places in time: frames 2, 10, 100 are 99 frames from the first, 96 of them missing
+    assert seq.num_frames == 99 and seq.meta["missing_frames"] == [t for t in range(99) if t not in (0, 8, 98)]
+    np.testing.assert_array_equal(seq.keypoints[[0, 8, 98], 1, 0], [1, 2, 3])  # the neck: x = 1 + t
 
 
 def test_openpose_bad_inputs_name_the_file(tmp_path):

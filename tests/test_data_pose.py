@@ -11,7 +11,7 @@ from pose_format.numpy import NumPyPoseBody  # noqa: E402
 from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions  # noqa: E402
 
 from harness.data.readers.pose import read_pose, read_pose_file, write_pose  # noqa: E402
-from harness.data.record import DataError, SignSequence  # noqa: E402
+from harness.data.record import DataError, ReadOptions, SignSequence  # noqa: E402
 from harness.data.sources import load_source, parse_source  # noqa: E402
 from models.layout import CANONICAL, MEDIAPIPE_FACE  # noqa: E402
 
@@ -67,14 +67,15 @@ def test_openpose_pose_layout_names(tmp_path):
             "M_PIP", "M_DIP", "R_CMC", "R_MCP", "R_PIP", "R_DIP", "P_CMC", "P_MCP", "P_PIP", "P_DIP"]
     comps = [("hand_left_keypoints_2d", hand), ("pose_keypoints_2d", body), ("face_keypoints_2d", face)]
     N = 21 + 9 + 70
-    values = np.stack([np.arange(N), np.arange(N)], -1)[None].astype(np.float32)  # (1, N, 2)
+    # value = position + 1: (0, 0) is OpenPose's "not detected", so no real point sits there
+    values = np.stack([np.arange(N), np.arange(N)], -1)[None].astype(np.float32) + 1  # (1, N, 2)
     conf = np.ones((1, N))
     seq = read_pose_file(_write(tmp_path / "op.pose", comps, values, conf))
     assert seq.keypoints.shape == (1, 73, 2)
-    np.testing.assert_array_equal(seq.keypoints[0, :8, 0], np.arange(8) + 21)
-    assert seq.keypoints[0, PARTS["face"][-1], 0] == 21 + 9 + 8  # chin = dlib 8
-    assert seq.keypoints[0, PARTS["left_hand"][4], 0] == 4
-    np.testing.assert_allclose(seq.keypoints[0, PARTS["left_hand"][22], 0], np.mean([4, 8, 12, 16, 20]))
+    np.testing.assert_array_equal(seq.keypoints[0, :8, 0], np.arange(8) + 22)
+    assert seq.keypoints[0, PARTS["face"][-1], 0] == 21 + 9 + 8 + 1  # chin = dlib 8
+    assert seq.keypoints[0, PARTS["left_hand"][4], 0] == 5
+    np.testing.assert_allclose(seq.keypoints[0, PARTS["left_hand"][22], 0], np.mean([4, 8, 12, 16, 20]) + 1)
     assert seq.mask[0, : 8 + 19 + 23].all() and not seq.mask[0, PARTS["right_hand"]].any()
 
 
@@ -96,11 +97,15 @@ def test_pose_dir_with_table_and_splits(tmp_path):
         for n in names:
             write_pose(seq, tmp_path / split / f"{n}.pose")
     (tmp_path / "train" / "sentences.tsv").write_text("SENTENCE_NAME\tSENTENCE\na\tthe a sentence\n")
+    (tmp_path / "test" / "sentences.tsv").write_text("SENTENCE_NAME\tSENTENCE\nc\tthe c sentence\n")
+    with pytest.raises(DataError, match=r"sentences\.tsv: no row for 1 of 2 \.pose file\(s\) \(first: 'b'\)"):
+        load_source(parse_source(f"pose:{tmp_path}"))
     problems: list[str] = []
-    corpus = load_source(parse_source(f"pose:{tmp_path}"), problems=problems)
+    corpus = load_source(parse_source(f"pose:{tmp_path}"), problems=problems, options=ReadOptions(unlabelled=True))
     assert [(q.name, q.text) for q in corpus["train"]] == [("a", "the a sentence"), ("b", "")]
+    assert [q.meta.get("unlabelled", False) for q in corpus["train"]] == [False, True]
     assert [q.name for q in corpus["test"]] == ["c"] and corpus["dev"] == []
-    assert any("no sentence for 1 .pose file" in p for p in problems)
+    assert any("no row for 1 .pose file(s), kept unlabelled for pretraining only" in p for p in problems)
 
 
 def test_bad_pose_files(tmp_path):
@@ -137,6 +142,8 @@ def test_real_pose_samples(name, frames, C):
 
 @pytest.mark.skipif(not SHARED.exists(), reason="shared .pose samples absent")
 def test_real_pose_dir_source():
-    corpus = load_source(parse_source(f"pose:{SHARED}"))
+    with pytest.raises(DataError, match="no sentence table for 2 .pose file"):
+        load_source(parse_source(f"pose:{SHARED}"))
+    corpus = load_source(parse_source(f"pose:{SHARED}"), options=ReadOptions(unlabelled=True))
     assert sorted(q.name for q in corpus["train"]) == ["mediapipe", "openpose"]
     assert all(q.text == "" for q in corpus["train"])

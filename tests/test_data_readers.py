@@ -125,8 +125,10 @@ def test_pt_mapping_exact(tmp_path):
         ("1 2 3", r"train\.skels, line 2: 3 values is not a multiple of 151"),
         ("", r"train\.skels, line 2: empty sequence"),
         (" ".join(["0.5"] * 151 + ["abc"] + ["0"] * 150), r"train\.skels, line 2, frame 1: non-numeric value 'abc'"),
-        (" ".join(["0.5"] * 151 * 2 + ["nan"] + ["0"] * 150), r"train\.skels, line 2, frame 2: NaN or infinite"),
-        (" ".join(["inf"] + ["0"] * 150), r"train\.skels, line 2, frame 0: NaN or infinite"),
+        # NaN is a missing joint (tests/test_real_world_quirks.py); infinite and absurd values are errors
+        (" ".join(["0.5"] * 150 + ["0"] + ["0.5"] * 150 + ["0.5"] + ["1e39"] + ["0"] * 149 + ["0.6667"]),
+         r"train\.skels, line 2, frame 2: value 1e\+39 overflows float32"),
+        (" ".join(["inf"] + ["0"] * 150), r"train\.skels, line 2, frame 0: value inf overflows float32"),
     ],
 )
 def test_pt_bad_lines_name_file_line_and_frame(tmp_path, line, message):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.record import SPLITS, Corpus, DataError, SignSequence
+from harness.data.record import SPLITS, Corpus, DataError, ReadOptions, SignSequence
 from models.layout import CANONICAL, FINGERTIP_CENTROID_FROM, PALM_CENTRE_FROM
 
 V = CANONICAL.num_points  # 73
@@ -67,6 +67,37 @@ def put_hand(
         centre = joints[:, src].mean(axis=1)  # (T, C)
         keypoints[:, slot] = np.where(ok[:, None], centre, 0.0)
         mask[:, slot] = ok
+
+
+# No image (pixels) or body (metres, shoulder lengths) coordinate comes near this: a larger value is
+# a corrupt file or an overflow, not a position (float32 itself ends at 3.4e38).
+MAX_COORD = 1e6
+
+
+def detected(values: np.ndarray, confidence: np.ndarray | None, min_confidence: float = 0.0) -> np.ndarray:
+    """Presence of source points by the extractors' own "not detected" conventions.
+
+    values (..., C), confidence (...) or None -> (...) bool. A point is missing when any coordinate
+    is NaN (pose-format's MediaPipe hands), when all its coordinates are exactly 0 (OpenPose's
+    undetected points), when its confidence is 0, or below min_confidence.
+    """
+    present = ~np.isnan(values).any(-1) & (values != 0).any(-1)
+    if confidence is not None:
+        conf = np.nan_to_num(np.asarray(confidence, np.float64), nan=0.0)
+        present &= (conf > 0) & (conf >= min_confidence)
+    return present
+
+
+def check_magnitude(values: np.ndarray, present: np.ndarray, where: str, frame_axis: int = 0) -> None:
+    """DataError naming the first frame whose present point is infinite or beyond +-MAX_COORD
+    (an overflow of float32, or a corrupt value). values (..., C), present (...)."""
+    with np.errstate(invalid="ignore"):
+        bad = present[..., None] & ~(np.abs(values) <= MAX_COORD)
+    if bad.any():
+        at = np.argwhere(bad)[0]
+        value = float(values[tuple(at)])
+        raise DataError(f"{where}, frame {int(at[frame_axis])}: coordinate {value:g} overflows float32 or is absurdly "
+                        f"large; expected |value| <= {MAX_COORD:g}")
 
 
 def finite_or_error(values: np.ndarray, where: str, frame_axis: int = 0) -> None:
@@ -137,6 +168,39 @@ def find_sentence_table(directory: Path, required: bool) -> Path | None:
             )
         return None
     return tables[0]
+
+
+def label_sequences(
+    directory: Path, table_path: Path | None, table: dict[str, tuple[str, dict]] | None, names: list[str],
+    what: str, options: ReadOptions, problems: list[str],
+) -> dict[str, str | None]:
+    """name -> sentence for the keypoint files/folders `names` of one folder; None marks a sequence
+    without one (kept only with options.unlabelled, for pretraining). A missing table, a table that
+    matches none of the names, or a name without a row is an error by default: a translation
+    corpus whose sentences silently went empty trains on nothing. Table rows without keypoints are
+    only reported (the sequence does not exist; nothing is mislabelled)."""
+    hint = "or set data.unlabelled: true to keep them unlabelled for pretraining only"
+    if table is None:
+        if not options.unlabelled:
+            raise DataError(f"{directory}: no sentence table for {len(names)} {what}(s); expected one .tsv/.csv with "
+                            f"SENTENCE_NAME and SENTENCE columns beside them, {hint}")
+        if names:
+            problems.append(f"{directory}: no sentence table, {len(names)} {what}(s) kept unlabelled for pretraining only")
+        return {n: None for n in names}
+    unmatched = [n for n in names if n not in table]
+    if unmatched and not options.unlabelled:
+        if len(unmatched) == len(names):
+            raise DataError(f"{table_path}: none of its {len(table)} SENTENCE_NAME values matches the {len(names)} "
+                            f"{what}(s) (first {what}: {unmatched[0]!r}); expected SENTENCE_NAME = the {what} name, {hint}")
+        raise DataError(f"{table_path}: no row for {len(unmatched)} of {len(names)} {what}(s) (first: {unmatched[0]!r}); "
+                        f"expected a SENTENCE_NAME row for each, {hint}")
+    if unmatched:
+        problems.append(f"{table_path}: no row for {len(unmatched)} {what}(s), kept unlabelled for pretraining only "
+                        f"(first: {unmatched[0]})")
+    rows_only = [n for n in table if n not in set(names)]
+    if rows_only:
+        problems.append(f"{table_path}: {len(rows_only)} sentence(s) without a {what}, skipped (first: {rows_only[0]})")
+    return {n: table[n][0] if n in table else None for n in names}
 
 
 def split_dirs(directory: Path) -> dict[str, Path] | None:

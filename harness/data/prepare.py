@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.data.preprocess import preprocess_sequence
 from harness.data.record import SPLITS, Corpus, DataError, SignSequence
+from harness.data.timeline import _runs, conform_corpus
 from models.layout import CANONICAL
 
 _MAX_LISTED_SKIPS = 20  # names of skipped sequences listed per split (the counts are exact)
@@ -52,6 +53,29 @@ def _parts_present(sequences: list[SignSequence]) -> dict[str, dict[str, float]]
     return out
 
 
+def _timing(sequences: list[SignSequence]) -> dict:
+    """Recorded frame rates and the gaps of a split (before preprocessing)."""
+    rates = sorted({float(r) for s in sequences if (r := s.meta.get("fps_source", s.meta.get("fps"))) is not None})
+    gapped = [s for s in sequences if s.meta.get("missing_frames") or s.meta.get("filled_frames")]
+    return {
+        "fps_recorded": rates,
+        "fps_not_recorded": sum(s.meta.get("fps") is None for s in sequences),
+        "frames_recorded": [int(s.meta.get("frames_recorded", s.num_frames)) for s in sequences],
+        "gaps": {
+            "sequences": len(gapped),
+            "missing_frames": sum(len(s.meta.get("missing_frames") or []) for s in sequences),
+            "filled_frames": sum(int(s.meta.get("filled_frames", 0)) for s in sequences),
+            "per_sequence": [{"name": s.name, "missing_frames": len(s.meta.get("missing_frames") or []),
+                              "filled_frames": int(s.meta.get("filled_frames", 0)),
+                              "runs": [list(r) for r in _runs(list(s.meta.get("missing_frames") or []))][:10]}
+                             for s in gapped[:_MAX_LISTED_SKIPS]],
+        },
+        "unlabelled": sum(bool(s.meta.get("unlabelled")) for s in sequences),
+        "outside_frame": {"points": sum(int(s.meta.get("outside_frame", 0)) for s in sequences),
+                          "sequences": sum(int(s.meta.get("outside_frame", 0)) > 0 for s in sequences)},
+    }
+
+
 def prepare_split(
     sequences: list[SignSequence], *, noise_threshold: float, min_frames: int
 ) -> tuple[list[SignSequence], dict]:
@@ -67,7 +91,7 @@ def prepare_split(
             unnormalizable += 1
             frames.append(0)
             problems.append(str(err))
-            skipped.append({"name": seq.name, "reason": "no frame with both shoulders"})
+            skipped.append({"name": seq.name, "reason": "no usable shoulders: no frame with both shoulders present"})
             continue
         frames.append(new.num_frames)
         dropped += n_dropped
@@ -92,6 +116,7 @@ def prepare_split(
         "skipped_unnormalizable": unnormalizable,
         "skipped": skipped[:_MAX_LISTED_SKIPS],
         "coords": coords,
+        **_timing(sequences),
         "parts_present": _parts_present(sequences),
         "range_raw": _ranges(sequences),
         "range": _ranges(kept),
@@ -114,22 +139,30 @@ def harmonize_coords(corpus: Corpus, problems: list[str]) -> Corpus:
     }
 
 
-def prepare_splits(raw: Corpus, *, noise_threshold: float, min_frames: int) -> tuple[Corpus, dict]:
+def prepare_splits(raw: Corpus, *, noise_threshold: float, min_frames: int, timeline: dict | None = None
+                   ) -> tuple[Corpus, dict]:
     """Appendix B.1 on every split of raw, after harmonize_coords: (kept corpus, report), where the
-    report maps "problems" to the corpus-wide problems and each split to its split report."""
+    report maps "problems" to the corpus-wide problems, "notes" to what was changed on the way
+    (resampling, dropped z) and each split to its split report.
+
+    timeline: keyword arguments of harness.data.timeline.conform_corpus (fps, gaps, max_gap, dims),
+    applied first; None leaves the sequences as read."""
     problems: list[str] = []
+    notes: list[str] = []
+    if timeline is not None:
+        raw = conform_corpus(raw, notes=notes, **timeline)
     raw = harmonize_coords(raw, problems)
     out: Corpus = {}
-    report: dict = {"problems": problems}
+    report: dict = {"problems": problems, "notes": notes, "fps": timeline["fps"] if timeline else None}
     for split, seqs in raw.items():
         out[split], report[split] = prepare_split(seqs, noise_threshold=noise_threshold, min_frames=min_frames)
     return out, report
 
 
-def preprocess_corpus(raw: Corpus, noise_threshold: float) -> tuple[Corpus, dict]:
+def preprocess_corpus(raw: Corpus, noise_threshold: float, timeline: dict | None = None) -> tuple[Corpus, dict]:
     """Appendix B.1 per split; sequences that cannot be normalized are skipped and counted. Every
     split must keep a sequence: training needs all three."""
-    out, report = prepare_splits(raw, noise_threshold=noise_threshold, min_frames=1)
+    out, report = prepare_splits(raw, noise_threshold=noise_threshold, min_frames=1, timeline=timeline)
     for split in SPLITS:
         if not out.get(split):
             raise DataError(f"the {split} split has no usable sequences after preprocessing "

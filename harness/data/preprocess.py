@@ -153,8 +153,15 @@ def preprocess_sequence(seq: SignSequence, *, noise_threshold: float) -> tuple[S
     keypoints = normalize(seq.keypoints, seq.mask, seq.name)  # (T, V, C)
     keep = keep_frames(keypoints, seq.mask, noise_threshold)  # (T,)
     T = seq.num_frames
+    # Recorded-but-missing frames (harness/data/timeline.py) keep their place in time: they are
+    # empty because the source lost them, not because a detector failed, and dropping them would
+    # pull the frames after a gap earlier.
+    hold = np.zeros(T, bool)
+    hold[list(seq.meta.get("missing_frames") or [])] = True
+    hold &= ~seq.mask.any(axis=1)
+    keep |= hold
     dropped = int(T - keep.sum())
-    empty = int((~seq.mask.any(axis=1)).sum())
+    empty = int((~seq.mask.any(axis=1) & ~hold).sum())
     boundaries = None
     if seq.boundaries is not None:
         kept_before = np.concatenate([[0], np.cumsum(keep)])  # (T + 1,) new index of each old index
@@ -162,6 +169,9 @@ def preprocess_sequence(seq: SignSequence, *, noise_threshold: float) -> tuple[S
             (int(kept_before[min(max(s, 0), T)]), int(kept_before[min(max(e, 0), T)])) for s, e in seq.boundaries
         ]
     meta = dict(seq.meta)
+    if "missing_frames" in meta:
+        new_index = np.cumsum(keep) - 1  # (T,) index of each kept frame in the output
+        meta["missing_frames"] = [int(new_index[t]) for t in np.flatnonzero(hold)]
     meta["preprocess"] = {
         "frames_raw": T,
         "dropped_empty": empty,

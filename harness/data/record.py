@@ -9,6 +9,21 @@ import numpy as np
 SPLITS = ("train", "dev", "test")
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a reader needs from the user's settings (the harness fills it from DataConfig; the data
+    layer does not import the config).
+
+    min_confidence: a point whose confidence is below it is missing (as is confidence 0, NaN and
+      an all-zero point, the extractors' own "not detected"). 0 keeps every detection.
+    unlabelled: keep sequences that have no sentence in the sentence table (meta["unlabelled"],
+      text "") for pretraining only; False (the default) makes them an error.
+    """
+
+    min_confidence: float = 0.0
+    unlabelled: bool = False
+
+
 class DataError(ValueError):
     """A user's data is malformed. The message is one line naming the file, the line or frame,
     and what is wrong; CLIs print it without a traceback."""

@@ -25,7 +25,7 @@ from harness.data.readers.npz import read_npz
 from harness.data.readers.openpose import read_openpose
 from harness.data.readers.pose import read_pose
 from harness.data.readers.pt import read_pt
-from harness.data.record import Corpus, DataError
+from harness.data.record import Corpus, DataError, ReadOptions
 from harness.data.synth import generate_corpus
 
 KINDS = ("synth", "pt", "openpose", "pose", "npz")
@@ -84,13 +84,15 @@ def _parse_synth(text: str, head: str, arg: str, has_colon: bool) -> Source:
     return Source("synth", spec=text)
 
 
-def load_source(source: Source, synth_params: dict | None = None, problems: list[str] | None = None) -> Corpus:
+def load_source(source: Source, synth_params: dict | None = None, problems: list[str] | None = None,
+                options: ReadOptions = ReadOptions()) -> Corpus:
     """Read a source into a Corpus (split -> sequences) in the canonical layout.
 
     synth_params: for a synth source, the generate_corpus(**kwargs) arguments the harness resolved
     (see Source); None for every other kind.
     problems: when given, readers append one line per non-fatal problem (a sentence without
     keypoints, an unreadable optional column, ...). Malformed data raises DataError.
+    options: the readers' settings (minimum confidence, unlabelled sequences).
     """
     problems = problems if problems is not None else []
     if source.kind == "synth":
@@ -105,9 +107,9 @@ def load_source(source: Source, synth_params: dict | None = None, problems: list
     if source.kind == "pt":
         return read_pt(path, problems)
     if source.kind == "openpose":
-        return read_openpose(path, problems)
+        return read_openpose(path, problems, options)
     if source.kind == "pose":
-        return read_pose(path, problems)
+        return read_pose(path, problems, options)
     return read_npz(path)
 
 

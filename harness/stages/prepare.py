@@ -1,7 +1,8 @@
 """The prepare stage (appendix B.1): a data source read into the canonical layout and preprocessed.
 
-Its cache key is the source's identity (the synthetic corpus's parameters, or every file's path,
-size and modification time) and the noise threshold; `harness.datasource` does the reading, for
+Its cache key is the source's identity (the synthetic corpus's parameters, or the content hash of
+every file it reads) and the data settings that change what is read (noise threshold, rate,
+gaps, coordinates, confidence, unlabelled sequences); `harness.datasource` does the reading, for
 this stage and for `python -m harness.inspect_data` alike.
 
 The one place where `pretrain.parts` applies (ablations/parts.yaml, the positive control): what
@@ -11,6 +12,10 @@ sign-to-text and text-to-sign (its targets, the points it is scored on, the poin
 told are present) see only those parts. `Prepared.full` keeps every part: the back-translator, the
 judge of production, trains on it, so the judge is the same for every parts variant. The cached
 entry is the full corpus (the key does not hash the parts); the view is made when it is handed on.
+
+Sequences kept without a sentence (`data.unlabelled: true`) are for pretraining only: they are
+not in `Prepared.corpus` (every stage that reads text sees only labelled ones) but in
+`Prepared.unlabelled`, which pretraining adds to its training split.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from harness.config import ExperimentConfig
 from harness.data.datasets import Vocabulary
 from harness.data.parts import drop_parts
 from harness.data.readers.npz import read_npz, write_npz
-from harness.data.record import Corpus
+from harness.data.record import Corpus, DataError
 from harness.datasource import check_window, prepare_corpus, source_identity
 from harness.stages.base import Stage, StageContext
 
@@ -37,10 +42,14 @@ class Prepared:
     vocab: Vocabulary
     num_coords: int
     full: Corpus
+    unlabelled: tuple = ()  # train sequences without a sentence, with only `pretrain.parts` present
 
 
 def settings(cfg: ExperimentConfig) -> dict:
-    return {"source": source_identity(cfg.data.source, cfg), "noise_threshold": cfg.data.noise_threshold}
+    d = cfg.data
+    return {"source": source_identity(d.source, cfg), "noise_threshold": d.noise_threshold,
+            "fps": d.fps, "gaps": d.gaps, "max_gap": d.max_gap, "dims": d.dims,
+            "min_confidence": d.min_confidence, "unlabelled": d.unlabelled}
 
 
 def _save(out: tuple[Corpus, dict], folder: Path) -> None:
@@ -51,8 +60,17 @@ def _save(out: tuple[Corpus, dict], folder: Path) -> None:
 
 def _ready(ctx: StageContext, corpus: Corpus) -> Prepared:
     check_window(corpus, ctx.cfg.pretrain.window, ctx.cfg.data.source)
-    return Prepared(drop_parts(corpus, ctx.cfg.pretrain.parts), Vocabulary.build([s.text for s in corpus["train"]]),
-                    int(corpus["train"][0].keypoints.shape[-1]), full=corpus)
+    unlabelled = [s for s in corpus["train"] if s.meta.get("unlabelled")]
+    if unlabelled:
+        corpus = {split: [s for s in seqs if not s.meta.get("unlabelled")] for split, seqs in corpus.items()}
+        for split, seqs in corpus.items():
+            if not seqs:
+                raise DataError(f"source {ctx.cfg.data.source}: the {split} split has no sequence with a sentence "
+                                "(data.unlabelled keeps the others for pretraining only); expected sentences to translate")
+    parts = ctx.cfg.pretrain.parts
+    return Prepared(drop_parts(corpus, parts), Vocabulary.build([s.text for s in corpus["train"]]),
+                    int(corpus["train"][0].keypoints.shape[-1]), full=corpus,
+                    unlabelled=tuple(drop_parts({"train": unlabelled}, parts)["train"]) if unlabelled else ())
 
 
 PREPARE = Stage(

@@ -49,7 +49,7 @@ def settings(cfg: ExperimentConfig) -> dict:
 def training_sequences(ctx: StageContext) -> list[SignSequence]:
     """The training split, plus the train split of `pretrain.extra_source` (table 4d)."""
     prepared = ctx.inputs["prepare"]
-    seqs = list(prepared.corpus["train"])
+    seqs = list(prepared.corpus["train"]) + list(prepared.unlabelled)
     extra = ctx.cfg.pretrain.extra_source
     if extra:
         extra_corpus = ctx.prepare_source(extra)
@@ -57,7 +57,7 @@ def training_sequences(ctx: StageContext) -> list[SignSequence]:
         c = int(extra_corpus["train"][0].keypoints.shape[-1])
         if c != prepared.num_coords:
             raise DataError(f"pretrain.extra_source {extra} has {c} coordinates per point, "
-                            f"the main corpus has {prepared.num_coords}")
+                            f"the main corpus has {prepared.num_coords}; set data.dims=2 to read both as x, y")
         seqs += drop_parts(extra_corpus, ctx.cfg.pretrain.parts)["train"]  # the parts the main corpus keeps
     return seqs
 

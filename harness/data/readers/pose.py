@@ -15,26 +15,38 @@ header, never by position, so reduced files (e.g. MediaPipe with 128 of the 468 
 
 A canonical point whose name the file lacks is masked (e.g. the reduced MediaPipe body has no NOSE).
 Only the first person is used. C is the file's number of spatial dimensions (2 or 3); the
-confidence dimension is dropped and, with pose-format's mask, gives the presence mask
-(present = unmasked and confidence > 0).
+confidence dimension is dropped and, with pose-format's mask, gives the presence mask. Missing is
+missing: a point is absent (masked, never an error) when pose-format masks it, when a coordinate is
+NaN (how pose-format writes MediaPipe's undetected hands, with confidence 1), when its confidence is
+0 or below ReadOptions.min_confidence, or (outside our own layout, where (0, 0) can be a real
+origin) when all its coordinates are 0. An infinite or absurd value (beyond MAX_COORD) is an
+error naming the file and frame. meta["z_units"] says whether a z is in x/y's units ("xy": our
+own layout, OpenPose 3D) or MediaPipe's relative depth ("mediapipe": not in x/y's units, so the
+harness drops it unless told otherwise, harness/data/timeline.py conform_dims).
+
+The header promises a number of frames; a file with fewer bytes than those frames need is
+truncated and refused (pose-format 0.1 would silently read the frames the bytes hold).
 
 A FILE_OR_DIR source: one file is the "train" split; a directory of .pose files is "train", unless it
 has train/dev(val)/test subfolders. Texts come from an optional sentence table (.tsv/.csv with
-SENTENCE_NAME and SENTENCE, tab separated) beside the files, matched by file stem; else empty text.
+SENTENCE_NAME and SENTENCE, tab separated) beside the files, matched by file stem. A file without a
+sentence (no table, or no row for it) is an error unless ReadOptions.unlabelled keeps it, with
+empty text and meta["unlabelled"], for pretraining only.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from harness.data.canonical import (
-    BODY, FACE, V, empty_frames, find_sentence_table, finite_or_error, make_sequence, put_hand,
-    put_points, read_sentence_table, split_dirs,
+    BODY, FACE, V, check_magnitude, detected, empty_frames, find_sentence_table, label_sequences,
+    make_sequence, put_hand, put_points, read_sentence_table, split_dirs,
 )
-from harness.data.record import SPLITS, Corpus, DataError, SignSequence
+from harness.data.record import SPLITS, Corpus, DataError, ReadOptions, SignSequence
 from models.layout import BODY_NAMES, CANONICAL, DLIB_FACE, MEDIAPIPE_FACE
 
 OWN_COMPONENT = "UNIGLOR73"
@@ -83,7 +95,57 @@ def _face_number(point: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def pose_to_sequence(pose, path: Path, name: str, text: str) -> SignSequence:
+_MEDIAPIPE = {"POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS"}
+
+
+def check_complete(buffer: bytes, path: Path) -> None:
+    """DataError when the body holds fewer bytes than the frames its header promises."""
+    from pose_format.pose_header import PoseHeader
+    from pose_format.utils.reader import BufferReader
+
+    try:
+        reader = BufferReader(buffer)
+        header = PoseHeader.read(reader)
+    except Exception:  # a corrupt header: Pose.read reports it, with pose-format's reason
+        return
+    version = round(float(header.version), 3)
+    if version not in (0.1, 0.2):  # 0.0 stores frames one by one; pose-format checks those itself
+        return
+    offset = reader.read_offset
+    head = struct.Struct("<HHH" if version == 0.1 else "<fIH")
+    if len(buffer) < offset + head.size:
+        raise DataError(f"{path}: truncated .pose file: {len(buffer)} bytes end inside the body header; "
+                        f"expected at least {offset + head.size}")
+    _, frames, people = head.unpack_from(buffer, offset)
+    points = sum(len(c.points) for c in header.components)
+    frame_bytes = people * points * (header.num_dims() + 1) * 4
+    have = len(buffer) - offset - head.size
+    if frame_bytes == 0:
+        return
+    held = have / frame_bytes
+    # Version 0.1 stores the count as 16 bits, so longer files wrap around: compare modulo 2^16.
+    promised_ok = (held == frames) if version == 0.2 else (held.is_integer() and int(held) % 65536 == frames)
+    if not promised_ok:
+        raise DataError(f"{path}: truncated .pose file: the header promises {frames} frames ({frames * frame_bytes} "
+                        f"bytes) but {have} bytes follow the header ({held:.2f} frames); expected the whole file")
+
+
+FRAME_MARGIN = 0.1  # share of the image's width/height a point may lie outside it before it is flagged
+
+
+def _outside_frame(keypoints: np.ndarray, mask: np.ndarray, header) -> int:
+    """Present points further outside the image (header width x height) than FRAME_MARGIN of its
+    size: kept (a detector extrapolating a hand just out of view is common) but counted, for
+    `inspect`. 0 when the header has no image size (our own layout writes 1 x 1)."""
+    w, h = float(header.dimensions.width), float(header.dimensions.height)
+    if w <= 1 or h <= 1:
+        return 0
+    x, y = keypoints[..., 0], keypoints[..., 1]  # (T, V)
+    out = (x < -FRAME_MARGIN * w) | (x > (1 + FRAME_MARGIN) * w) | (y < -FRAME_MARGIN * h) | (y > (1 + FRAME_MARGIN) * h)
+    return int((out & mask).sum())
+
+
+def pose_to_sequence(pose, path: Path, name: str, text: str, options: ReadOptions = ReadOptions()) -> SignSequence:
     """A pose_format.Pose (NumPyPoseBody) -> SignSequence in the canonical layout (first person)."""
     header, body = pose.header, pose.body
     data = body.data  # (T, P, N, C) masked
@@ -94,9 +156,12 @@ def pose_to_sequence(pose, path: Path, name: str, text: str) -> SignSequence:
     if P == 0:  # nobody in any frame
         return make_sequence(name, keypoints, mask, text, meta={"source": "pose", "file": str(path), "fps": float(body.fps)})
     values = np.asarray(np.ma.getdata(data)[:, 0], np.float32)  # (T, N, C)
-    present = ~np.ma.getmaskarray(data)[:, 0].any(-1)  # (T, N)
-    present &= np.asarray(body.confidence)[:, 0] > 0
-    finite_or_error(np.where(present[..., None], values, 0.0), f"{path}")
+    confidence = np.asarray(body.confidence)[:, 0]  # (T, N)
+    base = ~np.ma.getmaskarray(data)[:, 0].any(-1) & detected(np.where(np.isnan(values), np.nan, 1.0), confidence,
+                                                              options.min_confidence)  # (T, N)
+    check_magnitude(values, base, f"{path}")
+    nonzero = (values != 0).any(-1)  # (T, N) OpenPose and MediaPipe write undetected points as 0
+    values = np.where(base[..., None], values, 0.0).astype(np.float32)
 
     offsets, used = {}, []
     start = 0
@@ -106,6 +171,10 @@ def pose_to_sequence(pose, path: Path, name: str, text: str) -> SignSequence:
     if start != N:
         raise DataError(f"{path}: header lists {start} points but the body has {N}; expected them equal")
 
+    present = base.copy()
+    for comp_name, (start, comp) in offsets.items():
+        if comp_name != OWN_COMPONENT:
+            present[:, start:start + len(comp.points)] &= nonzero[:, start:start + len(comp.points)]
     for comp_name, (start, comp) in offsets.items():
         index = {p: start + i for i, p in enumerate(comp.points)}
         if comp_name == OWN_COMPONENT:
@@ -147,50 +216,63 @@ def pose_to_sequence(pose, path: Path, name: str, text: str) -> SignSequence:
             f"{path}: no known component among {[c.name for c in header.components]}; expected OpenPose "
             f"(pose_keypoints_2d, ...), MediaPipe Holistic (POSE_LANDMARKS, ...) or {OWN_COMPONENT}"
         )
+    outside = _outside_frame(keypoints, mask, header)
+    z_units = None
+    if C == 3:
+        z_units = "mediapipe" if any(_normalize_component(c) in _MEDIAPIPE for c in used) else "xy"
     return make_sequence(
         name, keypoints, mask, text,
-        meta={"source": "pose", "file": str(path), "fps": float(body.fps), "components": used},
+        meta={"source": "pose", "file": str(path), "fps": float(body.fps), "components": used, "z_units": z_units,
+              "outside_frame": outside},
     )
 
 
-def read_pose_file(path: Path, name: str | None = None, text: str = "") -> SignSequence:
+def read_pose_file(path: Path, name: str | None = None, text: str = "",
+                   options: ReadOptions = ReadOptions()) -> SignSequence:
     from pose_format import Pose  # lazy: only this source needs the package
 
     path = Path(path)
     try:
-        pose = Pose.read(path.read_bytes())
+        buffer = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err})") from None
+    check_complete(buffer, path)
+    try:
+        pose = Pose.read(buffer)
     except Exception as err:  # pose-format raises assorted errors on a corrupt buffer
         raise DataError(f"{path}: not a readable .pose file ({type(err).__name__}: {err})") from None
-    return pose_to_sequence(pose, path, name or path.stem, text)
+    return pose_to_sequence(pose, path, name or path.stem, text, options)
 
 
-def _read_pose_folder(directory: Path, problems: list[str]) -> list[SignSequence]:
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".pose")
+def _read_pose_files(directory: Path, files: list[Path], options: ReadOptions, problems: list[str]) -> list[SignSequence]:
     table_path = find_sentence_table(directory, required=False)
-    table = read_sentence_table(table_path) if table_path else {}
-    if table_path:
-        missing = [p.stem for p in files if p.stem not in table]
-        if missing:
-            problems.append(f"{table_path}: no sentence for {len(missing)} .pose file(s), empty text (first: {missing[0]})")
-    return [read_pose_file(p, p.stem, table.get(p.stem, ("", {}))[0]) for p in files]
+    table = read_sentence_table(table_path) if table_path else None
+    texts = label_sequences(directory, table_path, table, [p.stem for p in files], ".pose file", options, problems)
+    sequences = []
+    for p in files:
+        seq = read_pose_file(p, p.stem, texts[p.stem] or "", options)
+        if texts[p.stem] is None:
+            seq.meta["unlabelled"] = True
+        sequences.append(seq)
+    return sequences
 
 
-def read_pose(path: Path, problems: list[str] | None = None) -> Corpus:
+def read_pose(path: Path, problems: list[str] | None = None, options: ReadOptions = ReadOptions()) -> Corpus:
     """A .pose file or a directory of them (see the module docstring) -> Corpus."""
     path = Path(path)
     problems = problems if problems is not None else []
     if path.is_file():
-        table_path = find_sentence_table(path.parent, required=False)
-        table = read_sentence_table(table_path) if table_path else {}
-        text = table.get(path.stem, ("", {}))[0]
-        return {"train": [read_pose_file(path, path.stem, text)], "dev": [], "test": []}
+        return {"train": _read_pose_files(path.parent, [path], options, problems), "dev": [], "test": []}
+
+    def folder(directory: Path) -> list[SignSequence]:
+        files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".pose")
+        return _read_pose_files(directory, files, options, problems) if files else []
+
     splits = split_dirs(path)
     if splits is None:
-        corpus = {"train": _read_pose_folder(path, problems), "dev": [], "test": []}
+        corpus = {"train": folder(path), "dev": [], "test": []}
     else:
-        corpus = {s: _read_pose_folder(splits[s], problems) if s in splits else [] for s in SPLITS}
+        corpus = {s: folder(splits[s]) if s in splits else [] for s in SPLITS}
     if not any(corpus.values()):
         raise DataError(f"{path}: no .pose files; expected *.pose files or train/dev/test subfolders of them")
     return corpus

@@ -11,7 +11,12 @@ A directory holds parallel files per split, one line per sequence:
 Joint mapping: PT 0..7 are exactly our body 0..7 (nose, neck, right shoulder/elbow/wrist, left
 shoulder/elbow/wrist); PT 8..28 is the left hand and 29..49 the right hand, both in OpenPose hand
 order; there is no face, so the 19 face points are masked. All 50 joints are present in every
-frame (the publisher's 3D lifting has no missing joints; the neck is the origin, a real 0).
+frame (the publisher's 3D lifting has no missing joints; the neck is the origin, a real 0), so the
+only "not detected" is a NaN, which masks that joint in that frame. An infinite or absurd value
+(beyond canonical.MAX_COORD: 1e39 parses as a number but overflows float32) is an error naming
+the line and frame, as is a counter column that is not t/T: a line that lost (or gained) one value
+can still hold a whole number of frames, and then every later frame is shifted by one value,
+which the counter, the 151st value of each frame, shows.
 
 Axes: the published x axis is mirrored with respect to image coordinates (the signer's right
 shoulder has positive x). We negate x on reading (and again on writing) so every source shares the
@@ -25,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.canonical import BODY, HANDS, empty_frames, make_sequence, put_hand, put_points
+from harness.data.canonical import BODY, HANDS, MAX_COORD, empty_frames, make_sequence, put_hand, put_points
 from harness.data.record import SPLITS, Corpus, DataError, SignSequence
 
 PT_JOINTS = 50
@@ -68,11 +73,32 @@ def parse_skels_line(line: str, path: Path, lineno: int) -> np.ndarray:
                 ) from None
         raise  # unreachable: numpy and float() agree on what is a number
     frames = values.reshape(-1, PT_FRAME)  # (T, 151)
-    bad = ~np.isfinite(frames)
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(frames) > MAX_COORD  # NaN is a missing joint, not an error
     if bad.any():
-        frame = int(np.argwhere(bad)[0][0])
-        raise DataError(f"{path}, line {lineno}, frame {frame}: NaN or infinite value; expected finite numbers")
+        frame, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{path}, line {lineno}, frame {frame}: value {frames[frame, col]:g} overflows float32 or is "
+                        f"absurdly large; expected |value| <= {MAX_COORD:g}")
+    check_counter(frames[:, -1], path, lineno)
     return frames[:, : PT_JOINTS * 3].reshape(-1, PT_JOINTS, 3).astype(np.float32)  # (T, 50, 3)
+
+
+COUNTER_TOLERANCE = 1e-3  # the publisher rounds t/T to 4 decimals (error <= 5e-5 on the real files)
+
+
+def check_counter(counter: np.ndarray, path: Path, lineno: int) -> None:
+    """The counter column must be t/T (the publisher's) or (t + 1)/T; a shifted line is refused."""
+    T = len(counter)
+    t = np.arange(T)
+    for expected in (t / T, (t + 1) / T):
+        if (np.abs(counter - expected) <= COUNTER_TOLERANCE).all():
+            return
+    expected = t / T
+    with np.errstate(invalid="ignore"):
+        frame = int(np.flatnonzero(~(np.abs(counter - expected) <= COUNTER_TOLERANCE))[0])
+    raise DataError(
+        f"{path}, line {lineno}, frame {frame}: counter value {counter[frame]:.6g}; expected {frame}/{T} = "
+        f"{expected[frame]:.4f} (value {PT_JOINTS * 3 + 1} of the frame): a value was lost or added before it")
 
 
 def pt_to_canonical(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,10 +106,11 @@ def pt_to_canonical(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     joints = joints * _MIRROR  # (T, 50, 3) image axes
     T = joints.shape[0]
     keypoints, mask = empty_frames(T, 3)
-    all_present = np.ones((T, 21), bool)
-    put_points(keypoints, mask, BODY, joints[:, :8], np.ones((T, 8), bool))
-    put_hand(keypoints, mask, "left", joints[:, list(PT_LEFT_HAND)], all_present)
-    put_hand(keypoints, mask, "right", joints[:, list(PT_RIGHT_HAND)], all_present)
+    present = ~np.isnan(joints).any(-1)  # (T, 50)
+    joints = np.where(present[..., None], joints, 0.0)
+    put_points(keypoints, mask, BODY, joints[:, :8], present[:, :8])
+    put_hand(keypoints, mask, "left", joints[:, list(PT_LEFT_HAND)], present[:, list(PT_LEFT_HAND)])
+    put_hand(keypoints, mask, "right", joints[:, list(PT_RIGHT_HAND)], present[:, list(PT_RIGHT_HAND)])
     return keypoints, mask
 
 
@@ -113,7 +140,7 @@ def read_pt_split(directory: Path, split: str) -> list[SignSequence]:
         sequences.append(
             make_sequence(
                 name, keypoints, mask, columns["text"][i].strip(), gloss=gloss or None,
-                meta={"source": "pt", "file": str(skels_path), "line": i + 1, "fps": 25.0},
+                meta={"source": "pt", "file": str(skels_path), "line": i + 1, "fps": 25.0, "z_units": "xy"},
             )
         )
     return sequences
