@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from harness import file_hashes
 from harness.io import atomic_write, digest, sha256_file
 from harness.storage import NO_REMOTE, Remote, check_relative
 
@@ -76,6 +77,7 @@ class StageCache:
         self.root = Path(root)
         self.remote = remote
         self.remote_prefix = remote_prefix
+        file_hashes.use_store(self.root / "file-hashes.json")  # data-file hashes live beside the entries
 
     def entry(self, stage: str, key: str) -> Entry:
         return Entry(stage, key, self.root / stage / key)

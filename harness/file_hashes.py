@@ -5,9 +5,10 @@ even one copied into place with `cp -p` or `rsync -a` (same path, size and modif
 the file it replaces). Hashing a large corpus on every trial would cost seconds to minutes, so a
 file's hash is computed once and remembered by (path, size, mtime, ctime): the ctime is in the
 key because `cp -p` and `rsync -a` set the mtime back but cannot set the ctime, which every write
-moves. Remembered in this process and in a JSON file shared by every process of this user
-(UNIGLOR_HASH_CACHE, else $XDG_CACHE_HOME/uniglor/file-hashes.json, else ~/.cache/...); a lost
-or unreadable store only costs re-hashing, never a wrong key.
+moves. Remembered in this process and in a JSON file beside the stage cache that the process
+uses (`use_store`, called by harness.cache.StageCache: nothing is written outside the results
+folder), or in UNIGLOR_HASH_CACHE if set; with neither (e.g. `inspect`) in this process only. A
+lost or unreadable store only costs re-hashing, never a wrong key.
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ from pathlib import Path
 from harness.io import atomic_write, sha256_file
 
 _MEMO: dict[str, tuple[int, int, int, str]] = {}
+_STORE: list[Path] = []  # the store of this process's stage cache, if one was opened
 
 
-def store_path() -> Path:
+def use_store(path: Path) -> None:
+    """Remember hashes in `path` from now on (the stage cache's folder)."""
+    _STORE[:] = [Path(path)]
+
+
+def store_path() -> Path | None:
     if os.environ.get("UNIGLOR_HASH_CACHE"):
         return Path(os.environ["UNIGLOR_HASH_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "uniglor" / "file-hashes.json"
+    return _STORE[0] if _STORE else None
 
 
 def _load(path: Path) -> dict:
@@ -47,7 +53,8 @@ def file_hashes(paths: list[Path]) -> dict[str, str]:
         known = _MEMO.get(name)
         if known is None:
             if store is None:
-                store = _load(store_path())
+                path = store_path()
+                store = _load(path) if path else {}
             entry = store.get(name)
             known = tuple(entry) if isinstance(entry, list) and len(entry) == 4 else None
         if known is not None and tuple(known[:3]) == stat:
@@ -58,10 +65,10 @@ def file_hashes(paths: list[Path]) -> dict[str, str]:
         _MEMO[name] = (*stat, digest)
         fresh[name] = [*stat, digest]
         out[name] = digest
-    if fresh:
-        path = store_path()
+    path = store_path()
+    if fresh and path is not None:
         try:
             atomic_write(path, json.dumps({**_load(path), **fresh}))
         except OSError:
-            pass  # a read-only home: hashes are then remembered in this process only
+            pass  # a read-only folder: hashes are then remembered in this process only
     return out

@@ -419,3 +419,21 @@ def test_openpose_rate_from_the_tables_fps_column(tmp_path):
     root = openpose_folder(tmp_path / "op", list(range(30)), fps="30")
     seq = prepare_corpus(f"openpose:{root}", cfg())[0]["train"][0]
     assert seq.meta["fps_source"] == 30.0 and seq.num_frames == 25
+
+
+def test_data_file_hashes_are_remembered_beside_the_stage_cache_and_nowhere_else(tmp_path, monkeypatch):
+    import harness.file_hashes as fh
+    from harness.cache import StageCache
+    monkeypatch.delenv("UNIGLOR_HASH_CACHE", raising=False)
+    monkeypatch.setattr(fh, "_MEMO", {})
+    monkeypatch.setattr(fh, "_STORE", [])
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    data = tmp_path / "a.bin"
+    data.write_bytes(b"keypoints")
+    fh.file_hashes([data])  # no stage cache opened (e.g. inspect): this process only
+    assert not (tmp_path / "home").exists()
+    StageCache(tmp_path / "results" / "cache")
+    fh.file_hashes([tmp_path / "b.bin"]) if (tmp_path / "b.bin").write_bytes(b"more") else None
+    store = json.loads((tmp_path / "results" / "cache" / "file-hashes.json").read_text())
+    assert list(store) == [str((tmp_path / "b.bin").resolve())]
+    assert not (tmp_path / "home").exists()
