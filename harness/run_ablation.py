@@ -2,6 +2,12 @@
 
 Runs `ablations/NAME.yaml` (variants x seeds), prints the paper's table, writes
 RESULTS/NAME/table.md and table.csv (and curve.png for `stride`), and logs everything to MLflow.
+
+One invocation at a time writes RESULTS/NAME: it holds RESULTS/NAME/.lock (pid, host, start), and
+a second one on the same folder is refused. Nothing a finished trial wrote is deleted: a fresh
+invocation (no --resume) in a used folder moves the earlier invocation's trial results and table to
+RESULTS/NAME/earlier/INVOCATION/ and recomputes every trial (finished stages load from the cache);
+--resume continues the earlier invocation instead (same flags; the results folder may have moved).
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs allow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
     p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the last invocation: finished trials are not rerun")
+    p.add_argument("--resume", action="store_true", help="continue the last invocation (same flags; refused otherwise): finished trials are not "
+                        "rerun. Without it, a used folder's finished results move to RESULTS/NAME/earlier/")
     p.add_argument("--dry-run", action="store_true", help="print the plan (trials, stages to compute) and exit")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -84,10 +91,15 @@ def main(argv: list[str] | None = None) -> int:
               f"the server answers to log it", file=sys.stderr)
     if table.get("storage_error"):
         print(f"warning: {table['storage_error']}", file=sys.stderr)
-    if table["missing"]:
-        print(f"error: {len(table['missing'])} trial(s) did not finish: {', '.join(table['missing'])}; "
+    failed = table.get("failed", {})
+    for key, why in failed.items():  # not retried: a rerun with the same settings diverges again
+        print(f"error: trial {key} stopped, not retried: {why}", file=sys.stderr)
+    others = [k for k in table["missing"] if k not in failed]
+    if others:
+        print(f"error: {len(others)} trial(s) did not finish: {', '.join(others)}; "
               f"rerun with --resume", file=sys.stderr)
-        return 1
+    if table["missing"]:
+        return 2 if not others else 1  # only diverged trials: the settings are the user's to fix
     return 1 if table.get("tracking_error") or table.get("storage_error") else 0
 
 

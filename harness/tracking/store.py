@@ -9,6 +9,7 @@ check_reachable() answers in seconds before a study starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -173,3 +174,27 @@ def _check_http(uri: str, timeout_s: float) -> None:
             f"cannot reach the MLflow tracking server at {uri}: it answered HTTP {status} "
             "(if 403, start the server with --allowed-hosts including this host)"
         )
+
+
+def moved_store(uri: str, old: str, new: str) -> int:
+    """The results folder moved from `old` to `new` (with its mlartifacts/): a sqlite store's
+    experiments and runs keep absolute artifact paths under `old`, and logging to them would
+    recreate the old folder. Rewrites those prefixes to `new`; returns the rows changed. Other
+    stores (a tracking server) keep their artifacts where the server says: nothing to do."""
+    import sqlite3
+    if not uri.startswith("sqlite:///"):
+        return 0
+    path = _local_path(uri)
+    if not path or path == ":memory:" or not Path(path).is_file():
+        return 0
+    old, new = old.rstrip("/"), new.rstrip("/")
+    changed = 0
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db, db:
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            for head in ("file://", ""):
+                before = f"{head}{old}/"
+                cur = db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608 (fixed names)
+                                 f"WHERE substr({column}, 1, ?) = ?",
+                                 (f"{head}{new}/", len(before) + 1, len(before), before))
+                changed += cur.rowcount
+    return changed
