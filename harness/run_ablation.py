@@ -21,14 +21,15 @@ if __package__ in (None, ""):  # `python harness/run_ablation.py` from the repos
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.ablation import available, load_ablation  # noqa: E402
-from harness.cli import add_run_flags, command_line, compute_overrides, mlflow_hint, preflight, run_cli, writing  # noqa: E402
+from harness.cli import (Parser, add_run_flags, command_line, compute_overrides, mlflow_hint, preflight, run_cli,  # noqa: E402
+                         writing)
 from harness.config import MAX_SEEDS, PROFILES, ConfigError, load_profile, parse_set  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: `--seed 3` (python -m harness.trial's seed index) must not silently mean
     # `--seeds 3` and start a three-seed study.
-    p = argparse.ArgumentParser(prog="run_ablation.py", description=__doc__, allow_abbrev=False,
+    p = Parser(prog="run_ablation.py", description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"ablation: one of {', '.join(available())}")
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the ablation's)")

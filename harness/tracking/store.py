@@ -104,6 +104,9 @@ def _local_path(uri: str) -> str:
     return urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
+_DATABASES = ("postgresql", "mysql", "mssql", "databricks")  # MLflow's other stores, by URI scheme
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Raise TrackingError within about timeout_s when the store at uri cannot be used.
 
@@ -126,6 +129,9 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         if path in ("", ":memory:"):
             return
         _check_writable(uri, Path(path) if scheme == "sqlite" else Path(path) / "mlflow.probe")
+    elif scheme not in _DATABASES:
+        raise TrackingError(f"cannot use the MLflow tracking store at {uri}: unsupported scheme {parsed.scheme!r}; "
+                            f"use sqlite:///FILE, http(s)://SERVER or a database URI ({', '.join(_DATABASES)})")
     elif parsed.hostname:
         port = parsed.port or {"postgresql": 5432, "mysql": 3306, "mssql": 1433}.get(scheme)
         if port is None:
@@ -148,6 +154,15 @@ def _check_writable(uri: str, db: Path) -> None:
         raise TrackingError(f"cannot use the MLflow tracking store at {uri}: {folder} is not writable")
     if db.exists() and not os.access(db, os.W_OK):
         raise TrackingError(f"cannot use the MLflow tracking store at {uri}: {db} is not writable")
+    if uri.startswith("sqlite:") and db.exists():
+        if not db.is_file():
+            raise TrackingError(f"cannot use the MLflow tracking store at {uri}: {db} is a folder; expected an "
+                                f"SQLite database file (or a new file name)")
+        with open(db, "rb") as f:
+            head = f.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise TrackingError(f"cannot use the MLflow tracking store at {uri}: {db} is not an SQLite database; "
+                                f"expected an MLflow database file (or a new file name)")
 
 
 def _check_http(uri: str, timeout_s: float) -> None:

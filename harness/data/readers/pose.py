@@ -186,6 +186,9 @@ def read_pose(path: Path, problems: list[str] | None = None) -> Corpus:
         table = read_sentence_table(table_path) if table_path else {}
         text = table.get(path.stem, ("", {}))[0]
         return {"train": [read_pose_file(path, path.stem, text)], "dev": [], "test": []}
+    if not path.is_dir():  # /dev/null, a socket, a missing path
+        raise DataError(f"{path}: {'does not exist' if not path.exists() else 'not a file or folder'}; "
+                        f"expected a .pose file or a folder of them")
     splits = split_dirs(path)
     if splits is None:
         corpus = {"train": _read_pose_folder(path, problems), "dev": [], "test": []}
