@@ -99,7 +99,8 @@ _FLAGS = [
     ("dataset-synth-seed", ("apw", "--dataset", "synth@x"), "synth@x"),
     ("dataset-synth-profile", ("apw", "--dataset", "synth:nope"), "synth:nope"),
     ("set-no-equals", ("apw", "--set", "pretrain.mask_ratio"), "--set expects key=value, got 'pretrain.mask_ratio'"),
-    ("set-empty-key", ("apw", "--set", "=3"), "--set"),
+    ("set-empty-key", ("apw", "--set", "=3"), "--set expects key=value with a dotted key like pretrain.mask_ratio, got '=3'"),
+    ("set-empty-part", ("apw", "--set", "pretrain..window=3"), "--set expects key=value with a dotted key"),
 ]
 
 _RUN_FLAGS = [
