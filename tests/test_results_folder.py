@@ -33,6 +33,15 @@ def cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def main_of(capsys, *args: str) -> tuple[int, str, str]:
+    """run_ablation.py's main in this process (what the command prints, without an interpreter start)."""
+    from harness import run_ablation
+    from harness.cli import run_cli
+    code = run_cli(run_ablation.main, list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -45,7 +54,7 @@ FAILS_AFTER_LOCK = ["--set", "pretrain.window=200", "--set", "data.synth.train=8
                     "--set", "data.synth.test=4"]
 
 
-def test_a_second_invocation_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path):
+def test_a_second_invocation_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path, capsys):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from harness.folder_lock import hold\n"
          f"with hold(__import__('pathlib').Path({str(tmp_path / 'window')!r}), command='run_ablation.py window'):\n"
@@ -53,38 +62,38 @@ def test_a_second_invocation_on_a_folder_in_use_is_refused_naming_the_holder(tmp
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        out = cli("window", "--profile", "debug", "--results", str(tmp_path), *FAILS_AFTER_LOCK)
-        assert out.returncode == 2, out.stdout + out.stderr
-        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
-        assert out.stderr.startswith(f"error: {tmp_path / 'window'} is in use by pid {holder.pid} on {HOST} since 20")
-        assert "(run_ablation.py window)" in out.stderr and "pass another --results" in out.stderr
+        code, _, err = main_of(capsys, "window", "--profile", "debug", "--results", str(tmp_path), *FAILS_AFTER_LOCK)
+        assert code == 2, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"error: {tmp_path / 'window'} is in use by pid {holder.pid} on {HOST} since 20")
+        assert "(run_ablation.py window)" in err and "pass another --results" in err
         assert not (tmp_path / "window" / "state.json").exists()  # nothing written by the second one
     finally:
         holder.kill()
         holder.wait()
 
 
-def test_a_lock_left_by_a_killed_driver_is_taken_over_and_released_on_error(tmp_path):
+def test_a_lock_left_by_a_killed_driver_is_taken_over_and_released_on_error(tmp_path, capsys):
     folder = tmp_path / "window"
     folder.mkdir()
     pid = dead_pid()
     (folder / ".lock").write_text(json.dumps({"pid": pid, "host": HOST, "since": "2026-01-01T00:00:00Z"}))
-    out = cli("window", "--profile", "debug", "--results", str(tmp_path), *FAILS_AFTER_LOCK)
-    assert out.returncode == 2, out.stdout + out.stderr
-    said = out.stdout + out.stderr
+    code, out, err = main_of(capsys, "window", "--profile", "debug", "--results", str(tmp_path), *FAILS_AFTER_LOCK)
+    assert code == 2, out + err
+    said = out + err
     assert (f"taking over the lock {folder / '.lock'} of pid {pid} on {HOST} since 2026-01-01T00:00:00Z: "
             f"that process is not running") in said
-    assert "pretrain.window (200) is longer than the shortest" in out.stderr and "Traceback" not in out.stderr
+    assert "pretrain.window (200) is longer than the shortest" in err and "Traceback" not in err
     assert not (folder / ".lock").exists()  # released although the run failed
 
 
-def test_a_lock_from_another_host_is_not_taken_over(tmp_path):
+def test_a_lock_from_another_host_is_not_taken_over(tmp_path, capsys):
     folder = tmp_path / "window"
     folder.mkdir()
     (folder / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "2026-01-01T00:00:00Z"}))
-    out = cli("window", "--profile", "debug", "--results", str(tmp_path), *FAILS_AFTER_LOCK)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "names pid 1 on elsewhere since 2026-01-01T00:00:00Z, which cannot be checked from" in out.stderr
+    code, _, err = main_of(capsys, "window", "--profile", "debug", "--results", str(tmp_path), *FAILS_AFTER_LOCK)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "names pid 1 on elsewhere since 2026-01-01T00:00:00Z, which cannot be checked from" in err
     assert (folder / ".lock").exists()  # left for the user to judge
 
 
@@ -146,15 +155,16 @@ def test_resume_matches_after_the_folder_moved_and_logs_inside_the_new_one(tmp_p
      "error: --resume: {state} was written by `run_ablation.py stride --seeds 1`, with other settings "
      "(trial s7-seed0 has other settings)"),
 ])
-def test_resume_refuses_a_state_it_cannot_match(tmp_path, state, message):
+def test_resume_refuses_a_state_it_cannot_match(tmp_path, state, message, capsys):
     path = tmp_path / "stride" / "state.json"
     if state is not None:
         path.parent.mkdir()
         path.write_text(state)
-    out = cli("stride", "--only", "s7", "--profile", "debug", "--results", str(tmp_path), "--resume")
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert out.stderr.startswith(message.format(state=path)), out.stderr
-    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    code, out, err = main_of(capsys, "stride", "--only", "s7", "--profile", "debug", "--results", str(tmp_path),
+                             "--resume")
+    assert code == 2, out + err
+    assert err.startswith(message.format(state=path)), err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 @pytest.mark.slow
@@ -203,3 +213,39 @@ def test_a_diverged_trial_is_not_retried_and_named_in_one_line(tmp_path):
     assert [r.info.status for r in parents] == ["FAILED"] and [r.info.status for r in children] == ["FAILED"]
     assert not (tmp_path / "stride" / "trials" / "s7-seed0.json").exists()
     assert time.time() - started < 600
+
+
+def test_a_table_with_a_diverged_trial_is_labelled_partial_and_names_the_cause(tmp_path):
+    """The driver's last step on real files and a real MLflow store: one trial finished, the other
+    left the failure file a diverged worker writes (no result)."""
+    from mlflow import MlflowClient
+
+    from harness.ablation import load_ablation
+    from harness.results import ResultsLayout, SplitResult, TaskResult, TrialResult, config_key
+    from harness.tune import ablation as tune_ablation
+
+    spec = load_ablation("stride")
+    trials = tune_ablation.plan_trials(spec, "debug", 1, {}, {}, ["s1", "s7"])
+    inv = _invocation(tmp_path)
+    inv.name = "stride"
+    inv.experiment = "ablation-stride"
+    inv.read_state()
+    inv.start(False, tags={})
+    refs = ["der regen kommt", "im norden sonne"]
+    split = SplitResult({"bleu1": 30.0, "bleu2": 20.0, "bleu3": 15.0, "bleu4": 10.0, "rouge": 25.0}, refs, refs)
+    done = trials[0]
+    TrialResult(tasks={"sign2text": TaskResult(split, split)}, pretrain_metrics={}, stages={}, stage_seconds={},
+                seconds=1.0, key=done.key, variant=done.variant, seed=0, config_key=config_key(done.cfg)
+                ).write(inv.layout.trial_result("stride", done.key))
+    why = ("pretrain: the training loss became nan in epoch 1/2; the learning rate is the likely cause: lower "
+           "optim.lr (now 1e+30); nothing of pretrain was cached")
+    failure = ResultsLayout(tmp_path).trial_failure("stride", trials[1].key)
+    failure.parent.mkdir(parents=True)
+    failure.write_text(json.dumps({"trial": trials[1].key, "error": why}))
+
+    table = tune_ablation._table(spec, trials, inv)
+    assert table["missing"] == ["s7-seed0"] and table["failed"] == {"s7-seed0": why}
+    md = (tmp_path / "stride" / "table.md").read_text()
+    assert md.startswith("# stride: ") and "[PARTIAL: 1 of 2 trials missing]" in md.splitlines()[0]
+    assert f"**Partial table: trial(s) s7-seed0 did not finish; s7-seed0: {why}.**" in md
+    assert MlflowClient(inv.tracking_uri).get_run(inv.parent).info.status == "FAILED"
