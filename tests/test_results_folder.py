@@ -207,6 +207,7 @@ def test_a_diverged_trial_is_not_retried_and_named_in_one_line(tmp_path):
     assert errors[0].startswith("error: trial s7-seed0 stopped, not retried: pretrain: the training ")
     assert " in epoch 1/2; the learning rate is the likely cause: lower optim.lr (now 1e+30)" in errors[0]
     assert "Traceback" not in out.stderr
+    assert "  trial s7-seed0 stopped, not retried: pretrain: the training " in out.stdout  # the live view
     log = (tmp_path / "stride" / "trials" / "s7-seed0" / "worker0.log").read_text()
     assert log.count("trial s7-seed0: rank 0/1") == 1, log  # one attempt: Tune did not retry it
     parents, children = runs_of(f"sqlite:///{tmp_path / 'mlflow.db'}", "stride")
