@@ -250,3 +250,29 @@ def test_a_table_with_a_diverged_trial_is_labelled_partial_and_names_the_cause(t
     assert md.startswith("# stride: ") and "[PARTIAL: 1 of 2 trials missing]" in md.splitlines()[0]
     assert f"**Partial table: trial(s) s7-seed0 did not finish; s7-seed0: {why}.**" in md
     assert MlflowClient(inv.tracking_uri).get_run(inv.parent).info.status == "FAILED"
+
+
+@pytest.mark.parametrize("invocation", ["20261202-063000", "../../outside", None])
+def test_a_fresh_run_moves_finished_results_into_earlier_and_deletes_nothing(tmp_path, invocation):
+    from harness.tune.ablation import _keep_earlier
+    inv = _invocation(tmp_path / "results")
+    folder = tmp_path / "results" / "apw"
+    (folder / "trials").mkdir(parents=True)
+    (folder / "trials" / "apw-seed0.json").write_text('{"done": 1}')
+    (folder / "trials" / "other-seed0.json").write_text('{"done": 2}')  # not planned now: left where it is
+    (folder / "table.md").write_text("# table")
+    said = []
+    inv.say = said.append
+    _keep_earlier(inv, "apw", ["apw-seed0", "fpw-seed0"], {"invocation": invocation} if invocation else {})
+    (earlier,) = (folder / "earlier").iterdir()
+    if invocation == "20261202-063000":
+        assert earlier.name == invocation
+    else:  # a label that is not a plain name is not used as a path
+        assert earlier.name[:2] == "20" and "outside" not in earlier.name
+    assert (earlier / "trials" / "apw-seed0.json").read_text() == '{"done": 1}'
+    assert (earlier / "table.md").read_text() == "# table"
+    assert not (folder / "trials" / "apw-seed0.json").exists() and not (folder / "table.md").exists()
+    assert (folder / "trials" / "other-seed0.json").read_text() == '{"done": 2}'
+    assert not (tmp_path / "outside").exists()
+    assert said == [f"kept the earlier invocation's 1 finished trial result(s) and table in {earlier}: this run "
+                    f"recomputes them (cached stages load); `--resume` continues that invocation instead"]

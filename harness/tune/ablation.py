@@ -25,6 +25,7 @@ from harness.tune.driver import train_driver_fn, trial_failures, trial_resources
 from harness.tune.invocation import Invocation
 from harness.tune.live_view import LiveView
 from harness.tune.session import concurrency, describe, ray_session
+from harness.user_input import SAFE_NAME
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,10 @@ def _keep_earlier(inv: Invocation, name: str, keys: list[str], state: dict) -> N
     remote_found = [k for k in keys if inv.remote.exists(f"{storage.trial_rel(name, k)}.json")]
     if not (found or tables or remote_found):
         return
-    label = str(state.get("invocation") or time.strftime("%Y%m%d-%H%M%S", time.localtime(
-        max(p.stat().st_mtime for p in found + tables) if found or tables else time.time())))
+    label = str(state.get("invocation", ""))
+    if not SAFE_NAME.fullmatch(label):  # no state (or an edited one): name it by its newest file
+        label = time.strftime("%Y%m%d-%H%M%S", time.localtime(max((p.stat().st_mtime for p in found + tables),
+                                                                  default=time.time())))
     target, n = folder / EARLIER / label, 1
     while target.exists():
         n += 1
