@@ -52,6 +52,8 @@ NOTES = {
     "Search files": "A user's search space, run as `run_search.py W/NAME.yaml --dry-run`.",
     "Data files": "`python -m harness.inspect_data SOURCE`: the readers and checks of a study's prepare stage "
                   "(`--dataset SOURCE` of `run_ablation.py` prints the same line).",
+    "Data files through run_ablation.py": "`run_ablation.py apw --dataset SOURCE --profile debug --results W/results`: "
+                                          "the driver prepares the data once, before any trial.",
 }
 
 STATIC = r'''## Checked with Ray or a running study (not generated; the tests named)
@@ -109,10 +111,10 @@ def render(work: Path) -> str:
             continue  # the infinities of each float key run in the suite; the docs show NaN
         code, _, err = run_case(case, work / f"c{i}")
         line = err.splitlines()[0] if err.splitlines() else f"(exit {code}, nothing on stderr)"
-        groups.setdefault(case.group, []).append(f"| {_cell(_input(case))} | `{_cell(line)}` |")
+        groups.setdefault(case.group, []).append(f"| {case.id} | {_cell(_input(case))} | `{_cell(line)}` |")
     parts = [INTRO]
     for group, rows in groups.items():
-        parts += [f"## {group}", "", NOTES.get(group, ""), "", "| input | user sees |", "|---|---|", *rows, ""]
+        parts += [f"## {group}", "", NOTES.get(group, ""), "", "| case | input | user sees |", "|---|---|---|", *rows, ""]
     return "\n".join(parts) + "\n" + STATIC
 
 

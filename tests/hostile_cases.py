@@ -505,6 +505,10 @@ _DATA = [
 ]
 
 
+_THROUGH_ABLATION = ("npz-garbage", "npz-truncated", "npz-nan", "pose-dev-null", "openpose-deep-json",
+                     "openpose-short-pose", "pt-nan", "pt-text-count")
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -531,6 +535,11 @@ def cases() -> list[Case]:
                         files=_write(f"{i}.yaml", text), what=f"`W/{i}.yaml`: " + _describe(text)))
     for i, source, f, e in _DATA:
         out.append(Case(f"data-{i}", "Data files", "inspect", (source,), e, files=f))
+    # The same readers behind a study: the driver prepares the data before any trial (and Ray).
+    for i, source, f, e in _DATA:
+        if i in _THROUGH_ABLATION:
+            out.append(Case(f"study-{i}", "Data files through run_ablation.py", "ablation",
+                            ("apw", "--dataset", source, *RUN), e, files=f))
     return out
 
 
