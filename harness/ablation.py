@@ -57,8 +57,14 @@ def load_ablation(name: str) -> AblationSpec:
             variants[vname] = {}
         elif not isinstance(over, dict):
             raise ConfigError(f"variants.{vname} must be a mapping of dotted overrides ({where})")
-    if data["baseline"] not in variants:
+    if not isinstance(data["baseline"], str) or data["baseline"] not in variants:
         raise ConfigError(f"baseline {data['baseline']!r} is not one of the variants ({where})")
+    for key in ("question", "reproduces", "profile"):
+        if not isinstance(data[key], str):
+            raise ConfigError(f"{key} must be a string, got {data[key]!r} ({where})")
+    if not isinstance(data.get("overrides") or {}, dict):
+        raise ConfigError(f"overrides must be a mapping of dotted overrides, got {data['overrides']!r} ({where})")
+    _check_curve(data.get("curve"), variants, where)
     spec = AblationSpec(
         name=name, path=path, question=str(data["question"]).strip(), reproduces=str(data["reproduces"]),
         profile=str(data["profile"]), tasks=tuple(tasks), baseline=str(data["baseline"]),
@@ -69,6 +75,21 @@ def load_ablation(name: str) -> AblationSpec:
     for vname, over in spec.variants.items():
         apply_overrides(base, {**spec.overrides, **over}, f"{where}, variant {vname}")
     return spec
+
+
+def _check_curve(curve: Any, variants: dict, where: str) -> None:
+    """`curve: {x: {VARIANT: number, ...}, xlabel: text}`: one x per variant, numbers only."""
+    if curve is None:
+        return
+    if not isinstance(curve, dict) or set(curve) - {"x", "xlabel"} or not isinstance(curve.get("x"), dict):
+        raise ConfigError(f"curve must be a mapping {{x: {{VARIANT: number}}, xlabel: text}}, got {curve!r} ({where})")
+    for vname, x in curve["x"].items():
+        if vname not in variants:
+            raise ConfigError(f"curve.x.{vname}: not one of the variants ({where})")
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x or abs(x) == float("inf"):
+            raise ConfigError(f"curve.x.{vname} must be a finite number, got {x!r} ({where})")
+    if not isinstance(curve.get("xlabel", ""), str):
+        raise ConfigError(f"curve.xlabel must be a string, got {curve['xlabel']!r} ({where})")
 
 
 def variant_config(spec: AblationSpec, variant: str, profile: str | None, cli_overrides: dict[str, Any],

@@ -18,6 +18,14 @@ from harness.data.record import DataError
 _USER_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose own errors (a bad flag value, an unknown flag) are one line on stderr, exit 2,
+    like every other user error: the usage block is behind --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def add_run_flags(p: argparse.ArgumentParser, storage_help: str) -> None:
     """The flags that say where a study runs, logs and stores, and how trials are sized."""
     p.add_argument("--results", default="results", help="results folder (default ./results); with --storage, "

@@ -358,6 +358,8 @@ def parse_set(items: list[str], source: str = "--set") -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"{source} expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
+        if not key.strip() or any(not part for part in key.split(".")):
+            raise ConfigError(f"{source} expects key=value with a dotted key like pretrain.mask_ratio, got {item!r}")
         try:
             value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:

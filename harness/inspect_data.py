@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from harness.cli import run_cli
+from harness.cli import Parser, run_cli
 from harness.config import ConfigError, ExperimentConfig, load_profile, parse_set
 from harness.data.prepare import prepare_splits
 from harness.data.record import SPLITS, DataError
@@ -118,7 +118,7 @@ def inspect(spec: str, cfg: ExperimentConfig, *, noise_threshold: float, min_fra
 
 def main(argv: list[str] | None = None) -> int:
     cfg = load_profile(PROFILE)
-    parser = argparse.ArgumentParser(prog="python -m harness.inspect_data", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m harness.inspect_data", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="synth | synth@SEED | synth:PROFILE | pt:DIR | openpose:DIR | "
                                        "pose:FILE_OR_DIR | npz:FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -83,6 +83,10 @@ class TrialSpec:
     def result_path(self) -> Path:
         return ResultsLayout(Path(self.results)).trial_result(self.folder, self.key)
 
+    @property
+    def failure_path(self) -> Path:
+        return ResultsLayout(Path(self.results)).trial_failure(self.folder, self.key)
+
     def to_tune(self) -> dict[str, Any]:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields["cfg"] = dataclasses.asdict(self.cfg)
@@ -211,3 +215,14 @@ class ResultsLayout:
 
     def trial_result(self, name: str, key: str) -> Path:
         return self.root / name / "trials" / f"{key}.json"
+
+    def trial_failure(self, name: str, key: str) -> Path:
+        """Why a trial ended without a result and must not be retried (a diverged stage)."""
+        return self.root / name / "trials" / key / "failed.json"
+
+    def failure(self, name: str, key: str) -> str | None:
+        """The one-line reason in trial_failure, or None."""
+        try:
+            return str(json.loads(self.trial_failure(name, key).read_text())["error"]).splitlines()[0]
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None

@@ -2,6 +2,12 @@
 
 Runs `ablations/NAME.yaml` (variants x seeds), prints the paper's table, writes
 RESULTS/NAME/table.md and table.csv (and curve.png for `stride`), and logs everything to MLflow.
+
+One invocation at a time writes RESULTS/NAME: it holds RESULTS/NAME/.lock (pid, host, start), and
+a second one on the same folder is refused. Nothing a finished trial wrote is deleted: a fresh
+invocation (no --resume) in a used folder moves the earlier invocation's trial results and table to
+RESULTS/NAME/earlier/INVOCATION/ and recomputes every trial (finished stages load from the cache);
+--resume continues the earlier invocation instead (same flags; the results folder may have moved).
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ if __package__ in (None, ""):  # `python harness/run_ablation.py` from the repos
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.ablation import available, load_ablation  # noqa: E402
-from harness.cli import add_run_flags, command_line, compute_overrides, mlflow_hint, preflight, run_cli, writing  # noqa: E402
+from harness.cli import (Parser, add_run_flags, command_line, compute_overrides, mlflow_hint, preflight, run_cli,  # noqa: E402
+                         writing)
 from harness.config import MAX_SEEDS, PROFILES, ConfigError, load_profile, parse_set  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: `--seed 3` (python -m harness.trial's seed index) must not silently mean
     # `--seeds 3` and start a three-seed study.
-    p = argparse.ArgumentParser(prog="run_ablation.py", description=__doc__, allow_abbrev=False,
+    p = Parser(prog="run_ablation.py", description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"ablation: one of {', '.join(available())}")
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the ablation's)")
@@ -33,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs allow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
     p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the last invocation: finished trials are not rerun")
+    p.add_argument("--resume", action="store_true", help="continue the last invocation (same flags; refused otherwise): finished trials are not "
+                        "rerun. Without it, a used folder's finished results move to RESULTS/NAME/earlier/")
     p.add_argument("--dry-run", action="store_true", help="print the plan (trials, stages to compute) and exit")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -84,10 +92,15 @@ def main(argv: list[str] | None = None) -> int:
               f"the server answers to log it", file=sys.stderr)
     if table.get("storage_error"):
         print(f"warning: {table['storage_error']}", file=sys.stderr)
-    if table["missing"]:
-        print(f"error: {len(table['missing'])} trial(s) did not finish: {', '.join(table['missing'])}; "
+    failed = table.get("failed", {})
+    for key, why in failed.items():  # not retried: a rerun with the same settings diverges again
+        print(f"error: trial {key} stopped, not retried: {why}", file=sys.stderr)
+    others = [k for k in table["missing"] if k not in failed]
+    if others:
+        print(f"error: {len(others)} trial(s) did not finish: {', '.join(others)}; "
               f"rerun with --resume", file=sys.stderr)
-        return 1
+    if table["missing"]:
+        return 2 if not others else 1  # only diverged trials: the settings are the user's to fix
     return 1 if table.get("tracking_error") or table.get("storage_error") else 0
 
 

@@ -23,13 +23,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python harness/run_search.py` from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.cli import add_run_flags, command_line, compute_overrides, preflight, run_cli, writing  # noqa: E402
+from harness.cli import Parser, add_run_flags, command_line, compute_overrides, preflight, run_cli, writing  # noqa: E402
 from harness.config import PROFILES, ConfigError, parse_set  # noqa: E402
-from harness.search_space import available, load_search  # noqa: E402
+from harness.search_space import MAX_TRIALS, available, load_search  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run_search.py", description=__doc__,
+    p = Parser(prog="run_search.py", description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"search: one of {', '.join(available())}, or a path to a .yaml")
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the file's)")
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag, value in (("--trials", args.trials), ("--max-concurrent", args.max_concurrent)):
         if value is not None and value < (0 if flag == "--trials" else 1):
             raise ConfigError(f"{flag} must be >= {0 if flag == '--trials' else 1}, got {value}")
+    if args.trials is not None and args.trials > MAX_TRIALS:
+        raise ConfigError(f"--trials must be <= {MAX_TRIALS}, got {args.trials}")
     from harness import storage
     remote = storage.open_storage(args.storage)  # an unusable URI is one line before anything runs
     if args.dry_run:

@@ -49,6 +49,7 @@ from harness.user_input import check_name
 
 SEARCH_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
 TASKS = ("sign2text", "text2sign")
+MAX_TRIALS = 10_000  # per invocation; Optuna's TPE slows down long before this
 _KEYS = ("question", "profile", "overrides", "metric", "mode", "trials", "max_concurrent", "startup_trials",
          "scheduler", "enqueue", "space")
 _REQUIRED = ("question", "profile", "metric", "mode", "trials", "space")
@@ -263,12 +264,18 @@ def load_search(name: str, profile: str | None = None, cli_overrides: dict[str, 
             raise ConfigError(f"space.{key}: unknown config key (dotted keys like pretrain.mask_ratio; "
                               f"see harness/config.py) ({where})")
         space[key] = parse_dist(key, raw, where, space, base_flat)
+    order = list(space)
+    for key, d in space.items():  # define-by-run: a bound is read when its key is sampled, in file order
+        for b in (d.low, d.high):
+            if isinstance(b, str) and b in space and order.index(b) >= order.index(key):
+                raise ConfigError(f"space.{key}: its bound {b} is searched {'by itself' if b == key else 'after it'} "
+                                  f"(keys are sampled in file order); put {b} above {key} ({where})")
     fixed = {b: base_flat[b] for d in space.values() for b in (d.low, d.high) if isinstance(b, str) and b not in space}
     check_space(space, base, fixed, where)
 
     trials = number(data["trials"], "trials", where, integer=True)
-    if trials < 1:
-        raise ConfigError(f"trials must be >= 1, got {trials} ({where})")
+    if not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"trials must be in [1, {MAX_TRIALS}], got {trials} ({where})")
     max_concurrent = data.get("max_concurrent")
     if max_concurrent is not None:
         max_concurrent = number(max_concurrent, "max_concurrent", where, integer=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from harness.ablation import available, load_ablation, variant_config
-from harness.cli import run_cli
+from harness.cli import Parser, run_cli
 from harness.config import PROFILES, ConfigError, parse_set
 from harness.cache import StageCache
 from harness.loop import local_runtime
@@ -23,7 +23,7 @@ from harness.results import ResultsLayout
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.trial", description=__doc__)
+    p = Parser(prog="python -m harness.trial", description=__doc__)
     p.add_argument("ablation", help=f"one of {', '.join(available())}")
     p.add_argument("variant")
     p.add_argument("--seed", type=int, default=0)

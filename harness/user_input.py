@@ -24,7 +24,7 @@ import yaml
 MAX_BYTES = 1 << 20  # a spec file; the largest shipped one is under 4 KiB
 MAX_DEPTH = 32  # nested mappings/lists; the shipped files use 3
 NAME_RULE = "letters, digits, _, - and . (not first), at most 64 characters"
-_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # a folder name that stays a folder name
 
 
 class ConfigError(ValueError):
@@ -116,6 +116,6 @@ def check_name(what: str, name: Any, where: str = "") -> str:
     """`name` if it is safe as a folder name, an MLflow name and part of a trial key; else one line.
     No separators, no `..`, no leading dot, nothing a shell or a path would read differently."""
     text = str(name)
-    if not _NAME.fullmatch(text):
+    if not SAFE_NAME.fullmatch(text):
         raise ConfigError(f"{what} {text!r}: use {NAME_RULE}{f' ({where})' if where else ''}")
     return text

@@ -252,7 +252,8 @@ def test_stopped_trials_are_pruned_in_the_study(tmp_path):
 
 
 def test_study_is_persistent_and_refuses_other_settings(tmp_path):
-    from harness.tune.optuna_adapter import exclusive, open_study
+    from harness.folder_lock import hold
+    from harness.tune.optuna_adapter import open_study
 
     extra = "enqueue: [{pretrain.window: 8}]\nspace:\n  pretrain.window: {choice: [8, 12]}\n"
     spec, base = spec_of(tmp_path, extra)
@@ -264,10 +265,11 @@ def test_study_is_persistent_and_refuses_other_settings(tmp_path):
     other, other_base = spec_of(tmp_path, extra, cli_overrides={"seed": 7})
     with pytest.raises(ConfigError, match="holds study search-s made with other settings"):
         open_study(other, folder, S.fingerprint(other, other_base))
-    with exclusive(folder):
-        with pytest.raises(ConfigError, match="another run_search.py is running the search in"):
-            with exclusive(folder):
+    with hold(folder, command="run_search.py s"):
+        with pytest.raises(ConfigError, match=rf"{folder} is in use by pid {os.getpid()} on .* since .*run_search.py s"):
+            with hold(folder):
                 pass
+    assert not (folder / ".lock").exists()  # released
 
 
 def test_pareto_front_files_and_trial_runs(tmp_path):

@@ -9,6 +9,7 @@ check_reachable() answers in seconds before a study starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -103,6 +104,9 @@ def _local_path(uri: str) -> str:
     return urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
+_DATABASES = ("postgresql", "mysql", "mssql", "databricks")  # MLflow's other stores, by URI scheme
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Raise TrackingError within about timeout_s when the store at uri cannot be used.
 
@@ -125,6 +129,9 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         if path in ("", ":memory:"):
             return
         _check_writable(uri, Path(path) if scheme == "sqlite" else Path(path) / "mlflow.probe")
+    elif scheme not in _DATABASES:
+        raise TrackingError(f"cannot use the MLflow tracking store at {uri}: unsupported scheme {parsed.scheme!r}; "
+                            f"use sqlite:///FILE, http(s)://SERVER or a database URI ({', '.join(_DATABASES)})")
     elif parsed.hostname:
         port = parsed.port or {"postgresql": 5432, "mysql": 3306, "mssql": 1433}.get(scheme)
         if port is None:
@@ -147,6 +154,15 @@ def _check_writable(uri: str, db: Path) -> None:
         raise TrackingError(f"cannot use the MLflow tracking store at {uri}: {folder} is not writable")
     if db.exists() and not os.access(db, os.W_OK):
         raise TrackingError(f"cannot use the MLflow tracking store at {uri}: {db} is not writable")
+    if uri.startswith("sqlite:") and db.exists():
+        if not db.is_file():
+            raise TrackingError(f"cannot use the MLflow tracking store at {uri}: {db} is a folder; expected an "
+                                f"SQLite database file (or a new file name)")
+        with open(db, "rb") as f:
+            head = f.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise TrackingError(f"cannot use the MLflow tracking store at {uri}: {db} is not an SQLite database; "
+                                f"expected an MLflow database file (or a new file name)")
 
 
 def _check_http(uri: str, timeout_s: float) -> None:
@@ -173,3 +189,27 @@ def _check_http(uri: str, timeout_s: float) -> None:
             f"cannot reach the MLflow tracking server at {uri}: it answered HTTP {status} "
             "(if 403, start the server with --allowed-hosts including this host)"
         )
+
+
+def moved_store(uri: str, old: str, new: str) -> int:
+    """The results folder moved from `old` to `new` (with its mlartifacts/): a sqlite store's
+    experiments and runs keep absolute artifact paths under `old`, and logging to them would
+    recreate the old folder. Rewrites those prefixes to `new`; returns the rows changed. Other
+    stores (a tracking server) keep their artifacts where the server says: nothing to do."""
+    import sqlite3
+    if not uri.startswith("sqlite:///"):
+        return 0
+    path = _local_path(uri)
+    if not path or path == ":memory:" or not Path(path).is_file():
+        return 0
+    old, new = old.rstrip("/"), new.rstrip("/")
+    changed = 0
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db, db:
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            for head in ("file://", ""):
+                before = f"{head}{old}/"
+                cur = db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608 (fixed names)
+                                 f"WHERE substr({column}, 1, ?) = ?",
+                                 (f"{head}{new}/", len(before) + 1, len(before), before))
+                changed += cur.rowcount
+    return changed

@@ -7,13 +7,15 @@ by `harness.report`. The trial itself is `tune.driver.train_driver_fn`, as for a
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
-from harness import reading, report, storage, tracking
+from harness import folder_lock, reading, report, storage, tracking
 from harness.ablation import AblationSpec, variant_config
 from harness.cache import StageCache
 from harness.config import ConfigError, ExperimentConfig
@@ -23,6 +25,7 @@ from harness.tune.driver import train_driver_fn, trial_failures, trial_resources
 from harness.tune.invocation import Invocation
 from harness.tune.live_view import LiveView
 from harness.tune.session import concurrency, describe, ray_session
+from harness.user_input import SAFE_NAME
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,17 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
                                  f"{', '.join(spec.variants)}, baseline {spec.baseline}).\n\n"
                                  f"Run: `python harness/run_ablation.py {spec.name}`. Each run of this list is one "
                                  "invocation (its table in its description and metrics); its trials are nested under it.")
-    inv.read_state()
+    with folder_lock.hold(inv.layout.folder(spec.name), say, command):
+        return _run(spec, trials, inv, address, max_concurrent, resume, command)
+
+
+def _run(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, address: str | None,
+         max_concurrent: int | None, resume: bool, command: str) -> dict:
+    say, remote = inv.say, inv.remote
+    state = inv.read_state()
+    planned = {t.key: config_key(t.cfg) for t in trials}
+    if resume:
+        inv.check_resumable(spec.name, planned)
     inv.check_data([(t.cfg, t.cfg.pretrain.window) for t in trials])
     corpus_name = trials[0].cfg.data.source
     resumed = inv.start(resume, tags={
@@ -87,10 +100,8 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
     if resumed:
         say(f"resuming {spec.name}: MLflow run {inv.parent}")
     else:
-        for t in trials:  # a fresh invocation recomputes results (the stage cache still skips work)
-            inv.layout.trial_result(spec.name, t.key).unlink(missing_ok=True)
-            remote.delete_file(f"{storage.trial_rel(spec.name, t.key)}.json")
-    inv.write_state(trials=[t.key for t in trials])
+        _keep_earlier(inv, spec.name, [t.key for t in trials], state)
+    inv.write_state(ablation=spec.name, command=command, trials=[t.key for t in trials], config_keys=planned)
 
     todo = [t for t in trials if not _finished(inv, t)]
     if len(todo) < len(trials):
@@ -103,6 +114,45 @@ def run(spec: AblationSpec, trials: list[TrialPlan], *, results: Path, tracking_
             storage.pull_trial_result(remote, inv.results, spec.name, t.key)
     storage.pull_trials(remote, inv.results, spec.name, [t.key for t in trials], results_too=False)
     return _table(spec, trials, inv)
+
+
+EARLIER = "earlier"  # RESULTS/NAME/earlier/INVOCATION/: what a fresh invocation found finished
+
+
+def _keep_earlier(inv: Invocation, name: str, keys: list[str], state: dict) -> None:
+    """A fresh invocation recomputes every trial (the stage cache still skips finished stages), but
+    never deletes what an earlier one finished: that invocation's trial result files and table move
+    to RESULTS/NAME/earlier/INVOCATION/ (on --storage too), with its state.json."""
+    folder = inv.layout.folder(name)
+    found = [inv.layout.trial_result(name, k) for k in keys if inv.layout.trial_result(name, k).is_file()]
+    tables = [folder / f for f in ("table.md", "table.csv", "curve.png") if (folder / f).is_file()]
+    remote_found = [k for k in keys if inv.remote.exists(f"{storage.trial_rel(name, k)}.json")]
+    if not (found or tables or remote_found):
+        return
+    label = str(state.get("invocation", ""))
+    if not SAFE_NAME.fullmatch(label):  # no state (or an edited one): name it by its newest file
+        label = time.strftime("%Y%m%d-%H%M%S", time.localtime(max((p.stat().st_mtime for p in found + tables),
+                                                                  default=time.time())))
+    target, n = folder / EARLIER / label, 1
+    while target.exists():
+        n += 1
+        target = folder / EARLIER / f"{label}-{n}"
+    rel = target.relative_to(folder).as_posix()
+    (target / "trials").mkdir(parents=True)
+    for path in found:
+        path.replace(target / "trials" / path.name)
+    for path in tables:
+        path.replace(target / path.name)
+    if inv.state_path.is_file():
+        shutil.copy2(inv.state_path, target / "state.json")
+    for key in remote_found:
+        data = inv.remote.read_bytes(f"{storage.trial_rel(name, key)}.json")
+        if data is not None:
+            inv.remote.write_bytes(f"{name}/{rel}/trials/{key}.json", data)
+        inv.remote.delete_file(f"{storage.trial_rel(name, key)}.json")
+    inv.say(f"kept the earlier invocation's {max(len(found), len(remote_found))} finished trial result(s)"
+            f"{' and table' if tables else ''} in {target}: this run recomputes them (cached stages load); "
+            f"`--resume` continues that invocation instead")
 
 
 def _tune(spec: AblationSpec, todo: list[TrialPlan], inv: Invocation, address: str | None,
@@ -141,7 +191,8 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
                 "hypotheses": finished[t.key].tasks[task].test.hypotheses,
                 "references": finished[t.key].tasks[task].test.references}
                for t in trials if t.key in finished for task in spec.tasks]
-    table: dict[str, Any] = {"missing": missing, "experiment_id": inv.experiment_id}
+    failed = {k: why for k in missing if (why := inv.layout.failure(spec.name, k))}
+    table: dict[str, Any] = {"missing": missing, "failed": failed, "experiment_id": inv.experiment_id}
     walls = [(r.trial_wall_s, r.seconds) for r in finished.values() if r.trial_wall_s and r.seconds]
     if walls:
         total_wall, total_stages = sum(w for w, _ in walls), sum(s for _, s in walls)
@@ -164,6 +215,10 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
                                         {v: [finished[t.key].pretrain_metrics for t in trials
                                              if t.variant == v and t.key in finished] for v in spec.variants}))
         title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
+        if missing:  # a partial table says so where it is read, not only in the terminal
+            title += f" [PARTIAL: {len(missing)} of {len(trials)} trials missing]"
+            footer = (f"**Partial table: trial(s) {', '.join(missing)} did not finish"
+                      + "".join(f"; {k}: {why}" for k, why in failed.items()) + ".**\n\n" + footer)
         markdown = report.write_table(rows, out_dir, title, footer, baseline=spec.baseline)
         files = [out_dir / "table.md", out_dir / "table.csv"]
         if spec.curve:

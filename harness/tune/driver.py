@@ -109,6 +109,11 @@ def train_driver_fn(config: dict) -> None:
         close_failed(spec, remote)
         raise
     closer = trial_closer(spec, remote)
+    if spec.failure_path.is_file():  # diverged: ended without a result, on purpose not retried
+        closer.set_terminated("FAILED")
+        closer.flush()
+        storage.push_trial(remote, results, spec.folder, spec.key, result=False)
+        return
     # Orchestration overhead: this trial's wall time through Tune (and Train) next to its stages'
     # own work inside the worker (waiting on reports and MLflow excluded).
     path = spec.result_path

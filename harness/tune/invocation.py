@@ -28,6 +28,13 @@ from harness.datasource import check_window
 from harness.tune.session import check_capacity
 
 _REPO = Path(__file__).resolve().parents[2]
+RESULTS_MARK = "{results}"  # the results folder, in a stored path
+
+
+def _relative_uri(uri: str, results: Path) -> str:
+    """A sqlite:/// URI of a file inside `results`, with the folder as RESULTS_MARK; others as they are."""
+    prefix = f"sqlite:///{results}/"
+    return f"sqlite:///{RESULTS_MARK}/{uri[len(prefix):]}" if uri.startswith(prefix) else uri
 
 
 def git_commit() -> str:
@@ -75,8 +82,36 @@ class Invocation:
         path.parent.mkdir(parents=True, exist_ok=True)
         if pull and not path.is_file():
             self.remote.download_file(f"{self.name}/state.json", path)
-        self.state = json.loads(path.read_text()) if path.is_file() else {}
+        try:
+            self.state = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            raise ConfigError(f"{path}: not a readable state file (JSON written by run_ablation.py / "
+                              f"run_search.py); move it away to start afresh") from None
+        if not isinstance(self.state, dict):
+            raise ConfigError(f"{path}: not a state file (expected a JSON object); move it away to start afresh")
+        if isinstance(self.state.get("tracking_uri"), str):
+            self.state["tracking_uri"] = self.state["tracking_uri"].replace(RESULTS_MARK, str(self.results))
         return self.state
+
+    def check_resumable(self, name: str, planned: dict[str, str]) -> None:
+        """`--resume` continues the invocation in the state file, or refuses in one line: no state,
+        another ablation's, other settings (each trial's config key), another tracking store."""
+        st, path = self.state, self.state_path
+        if not st.get("parent_run_id"):
+            raise ConfigError(f"nothing to resume: {path} does not exist (run without --resume first)")
+        if st.get("ablation", name) != name:
+            raise ConfigError(f"--resume: {path} is the state of ablation {st['ablation']!r}, not {name!r}")
+        earlier = st.get("config_keys")
+        if isinstance(earlier, dict) and earlier != planned:
+            what = sorted(set(earlier) ^ set(planned))
+            diff = (f"trials {', '.join(what[:3])}{' ...' if len(what) > 3 else ''} planned by one, not the other"
+                    if what else f"trial {next(k for k in planned if planned[k] != earlier[k])} has other settings")
+            raise ConfigError(f"--resume: {path} was written by `{st.get('command', '?')}`, with other settings "
+                              f"({diff}); resume with the same flags, or run without --resume (the finished "
+                              f"results are kept)")
+        if st.get("tracking_uri") != self.tracking_uri:
+            raise ConfigError(f"--resume: the invocation in {path} logged to {st.get('tracking_uri')}, not "
+                              f"{self.tracking_uri}; pass --tracking-uri {st.get('tracking_uri')}")
 
     def check_data(self, checks: list[tuple[ExperimentConfig, int]]) -> None:
         """Prepare each distinct data config once and check each window against it."""
@@ -101,6 +136,9 @@ class Invocation:
                                                         storage.artifact_root(self.results, uri, self.remote),
                                                         self.description)
         if resume and self.same_store:
+            moved_from = self.state.get("results_at")
+            if moved_from and moved_from != str(self.results):
+                tracking.moved_store(uri, moved_from, str(self.results))
             self.parent = self.state["parent_run_id"]
             tracking.resume_parent(uri, self.parent)
             if keep_on_resume is not None:
@@ -115,9 +153,13 @@ class Invocation:
         return False
 
     def write_state(self, **extra: Any) -> None:
+        """The state names paths inside the results folder relative to it (the default MLflow store
+        as sqlite:///{results}/mlflow.db), so `--resume` still matches after the folder moved."""
         self.state = {"parent_run_id": self.parent, "experiment_id": self.experiment_id,
                       "tracking_uri": self.tracking_uri, "invocation": self.invocation, **extra}
-        atomic_write(self.state_path, json.dumps(self.state, indent=1))
+        stored = dict(self.state, tracking_uri=_relative_uri(self.tracking_uri, self.results),
+                      results_at=str(self.results))
+        atomic_write(self.state_path, json.dumps(stored, indent=1))
         self.remote.upload_file(self.state_path, f"{self.name}/state.json")
 
     def ray_storage(self, rel: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from ray.tune import Callback
 
@@ -24,6 +25,15 @@ def progress(stage: str, epoch: int, epochs: int, tasks: tuple[str, ...]) -> flo
 def trial_key(config: dict) -> str:
     """The key of a Tune trial's config: Optuna's for a search trial, the spec's for an ablation's."""
     return config["trial"]["key"] if "trial" in config else config["spec"]["key"]
+
+
+def trial_failure(config: dict) -> str | None:
+    """Why a trial ended without a result on purpose (a diverged stage), from its failure file."""
+    from harness.results import ResultsLayout
+    spec = config.get("spec", {})
+    if not spec.get("results") or not spec.get("folder"):
+        return None
+    return ResultsLayout(Path(spec["results"])).failure(spec["folder"], trial_key(config))
 
 
 class LiveView(Callback):
@@ -53,6 +63,11 @@ class LiveView(Callback):
         self.done += 1
         key = trial_key(trial.config)
         self.state[key] = {"stage": "done", "epoch": 0, "epochs": 0, "metric": None}
+        failure = trial_failure(trial.config)
+        if failure:  # ended, but without a result: say so rather than "finished"
+            self.stream.write(f"  trial {key} stopped, not retried: {failure}\n")
+            self.stream.flush()
+            return
         self._print(key)
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import math
 import time
@@ -142,18 +140,3 @@ def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False)
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
             or (t.state == TrialState.FAIL and not t.user_attrs.get(search_space.INTERRUPTED_ATTR))]
-
-
-@contextlib.contextmanager
-def exclusive(folder: Path):
-    """One driver per search folder: a second one would mark the first one's trials interrupted."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ConfigError(f"another run_search.py is running the search in {folder}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -22,13 +22,13 @@ import optuna
 from optuna.trial import TrialState
 from ray import tune
 
-from harness import search_space, storage, tracking
+from harness import folder_lock, search_space, storage, tracking
 from harness.config import ConfigError, ExperimentConfig, flatten
 from harness.results import TrialSpec
 from harness.tune.driver import train_driver_fn, trial_failures, trial_resources
 from harness.tune.invocation import Invocation
 from harness.tune.live_view import LiveView
-from harness.tune.optuna_adapter import (PruneAwareOptunaSearch, counted, exclusive, make_scheduler, open_study,
+from harness.tune.optuna_adapter import (PruneAwareOptunaSearch, counted, make_scheduler, open_study,
                                          recover_interrupted, storage_url)
 from harness.tune.search_results import finalize
 from harness.tune.session import concurrency, describe, ray_session
@@ -43,10 +43,13 @@ def run(spec: search_space.SearchSpec, base: ExperimentConfig, *, results: Path,
                      description=f"**{spec.question}** (objective: {', '.join(f'{m} ({d})' for m, d in zip(spec.metrics, spec.modes))}; "
                                  f"searched: {', '.join(spec.space)}).\n\nRun: `python harness/run_search.py {spec.name}`.")
     folder = inv.layout.folder(inv.name)
-    with exclusive(folder):
+    with folder_lock.hold(folder, say, command):
         state = inv.read_state(pull=False)
         if resume and not state:
             raise ConfigError(f"nothing to resume: {inv.state_path} does not exist (run without --resume first)")
+        if resume and state.get("tracking_uri") != tracking_uri:
+            raise ConfigError(f"--resume: the invocation in {inv.state_path} logged to {state.get('tracking_uri')}, "
+                              f"not {tracking_uri}; pass --tracking-uri {state.get('tracking_uri')}")
         inv.check_data([(base, _largest(spec, "pretrain.window", base.pretrain.window))])
 
         fp = search_space.fingerprint(spec, base)

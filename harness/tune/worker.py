@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import pickle
 import shutil
 import tempfile
@@ -28,8 +29,8 @@ import torch
 
 from harness import storage, tracking
 from harness.cache import StageCache
-from harness.io import load_torch, save_torch, sha256_file
-from harness.loop import Runtime, import_training_machinery
+from harness.io import atomic_write, load_torch, save_torch, sha256_file
+from harness.loop import Diverged, Runtime, import_training_machinery
 from harness.pipeline import run_trial
 from harness.results import ResultsLayout, TrialResult, TrialSpec
 
@@ -158,6 +159,8 @@ def run_worker(spec: TrialSpec, rank: int, world: int, device: torch.device, io:
     results = Path(spec.results)
     trial_dir = spec.trial_dir
     trial_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        spec.failure_path.unlink(missing_ok=True)  # an earlier attempt's
     remote = storage.remote_of(spec.storage_uri)  # every rank: a rank on another node fetches cache entries
     if rank == 0:
         # An earlier attempt may have run on another node: continue its log and pending queue.
@@ -183,6 +186,17 @@ def run_worker(spec: TrialSpec, rank: int, world: int, device: torch.device, io:
             buffer.flush()
             with contextlib.suppress(*storage.REMOTE_ERRORS):
                 storage.push_trial(remote, results, spec.folder, spec.key, result=False)
+        if isinstance(exc, Diverged):
+            # Not a node's failure: a retry from the last checkpoint diverges again. The trial
+            # ends here without an error, so neither Tune nor Train retries it; the file below
+            # tells its driver (run FAILED) and the study's (the table's missing row) why.
+            if rank == 0:
+                atomic_write(spec.failure_path, json.dumps({"trial": spec.key, "error": str(exc)}))
+                with contextlib.suppress(*storage.REMOTE_ERRORS):
+                    storage.push_trial(remote, results, spec.folder, spec.key, result=False)
+            if log_file:
+                log_file.close()
+            return
         raise
     metrics = result.final_metrics()
     if rank == 0:

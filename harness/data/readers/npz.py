@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +93,13 @@ def write_npz(corpus: Corpus, path: Path, compress: bool = True) -> None:
 def _get(archive, key: str, path: Path) -> np.ndarray:
     if key not in archive.files:
         raise DataError(f"{path}: key {key!r} missing; expected the {FORMAT} schema (harness/data/readers/npz.py)")
-    return archive[key]
+    try:  # entries are read (and checked) only here: a truncated or altered one fails now
+        return archive[key]
+    except ValueError as err:  # an object array (would need pickle) or a bad .npy header
+        raise DataError(f"{path}: key {key!r} is not a plain array ({err}); expected the {FORMAT} schema") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(f"{path}: key {key!r} cannot be read ({err or type(err).__name__}); the archive is "
+                        f"truncated or damaged") from None
 
 
 def read_npz(path: Path) -> Corpus:
@@ -99,8 +107,8 @@ def read_npz(path: Path) -> Corpus:
     path = Path(path)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable .npz archive ({err})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: not a readable .npz archive ({err or type(err).__name__})") from None
     with archive:
         fmt = str(_get(archive, "format", path))
         if fmt != FORMAT:
@@ -123,6 +131,8 @@ def read_npz(path: Path) -> Corpus:
             mask = _get(archive, f"mask_{i}", path)
             if kp.ndim != 3 or kp.shape[1] != CANONICAL.num_points or kp.shape[2] not in (2, 3):
                 raise DataError(f"{path}: key 'keypoints_{i}' has shape {kp.shape}; expected (T, 73, 2|3)")
+            if kp.dtype.kind not in "fiu":
+                raise DataError(f"{path}: key 'keypoints_{i}' is {kp.dtype}; expected float32 or float64 numbers")
             if mask.dtype != bool or mask.shape != kp.shape[:2]:
                 raise DataError(f"{path}: key 'mask_{i}' is {mask.dtype} {mask.shape}; expected bool {kp.shape[:2]}")
             if kp.shape[0] == 0:

@@ -91,6 +91,8 @@ def read_frame(path: Path, min_confidence: float = 0.0) -> dict[str, tuple[np.nd
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"{path}: not a readable OpenPose JSON file ({err})") from None
+    except RecursionError:  # arrays nested thousands deep: no OpenPose file is
+        raise DataError(f"{path}: not an OpenPose JSON file (nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("people"), list):
         raise DataError(f"{path}: no 'people' list; expected OpenPose JSON output")
     if not doc["people"]:

@@ -245,15 +245,15 @@ def read_pose_file(path: Path, name: str | None = None, text: str = "",
 
 
 def _read_pose_files(directory: Path, files: list[Path], options: ReadOptions, problems: list[str]) -> list[SignSequence]:
+    # The files first: a broken file is the more basic problem than a missing or partial table.
+    sequences = [read_pose_file(p, p.stem, "", options) for p in files]
     table_path = find_sentence_table(directory, required=False)
     table = read_sentence_table(table_path) if table_path else None
     texts = label_sequences(directory, table_path, table, [p.stem for p in files], ".pose file", options, problems)
-    sequences = []
-    for p in files:
-        seq = read_pose_file(p, p.stem, texts[p.stem] or "", options)
+    for p, seq in zip(files, sequences):
+        seq.text = texts[p.stem] or ""
         if texts[p.stem] is None:
             seq.meta["unlabelled"] = True
-        sequences.append(seq)
     return sequences
 
 
@@ -263,6 +263,10 @@ def read_pose(path: Path, problems: list[str] | None = None, options: ReadOption
     problems = problems if problems is not None else []
     if path.is_file():
         return {"train": _read_pose_files(path.parent, [path], options, problems), "dev": [], "test": []}
+
+    if not path.is_dir():  # /dev/null, a socket, a missing path
+        raise DataError(f"{path}: {'does not exist' if not path.exists() else 'not a file or folder'}; "
+                        f"expected a .pose file or a folder of them")
 
     def folder(directory: Path) -> list[SignSequence]:
         files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".pose")
