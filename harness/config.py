@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from harness.data.synth import MAX_GLOSSES, MIN_GLOSSES
 # Re-exported: the error type and the strict YAML readers live with the rest of the user-input rules.
 from harness.user_input import ConfigError, parse_yaml, read_mapping, read_yaml  # noqa: F401
+# Re-exported: the dict-level side of the dotted overrides.
+from harness.overrides import deep_merge, flatten, parse_set, unflatten  # noqa: F401
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PROFILES = ("debug", "demo", "default", "paper")
@@ -297,63 +297,10 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {cfg.profile!r}{_where(source)}")
 
 
-def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """ExperimentConfig -> {"pretrain.mask_ratio": 0.25, ...} (the MLflow parameter names)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value):
-            out.update(flatten(value, key + "."))
-        else:
-            out[key] = value
-    return out
-
-
-def _unflatten(overrides: dict[str, Any]) -> dict:
-    nested: dict = {}
-    for dotted, value in overrides.items():
-        parts = str(dotted).split(".")
-        node = nested
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{dotted}: {p} is a value, not a section")
-        node[parts[-1]] = value
-    return nested
-
-
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any], source: str = "") -> ExperimentConfig:
     """Apply dotted overrides ({"pretrain.mask_ratio": 0.5}) strictly; returns a new config."""
-    merged = _deep_merge(dataclasses.asdict(cfg), _unflatten(overrides))
+    merged = deep_merge(dataclasses.asdict(cfg), unflatten(overrides))
     return _build(ExperimentConfig, merged, "", source)
-
-
-def parse_set(items: list[str], source: str = "--set") -> dict[str, Any]:
-    """`["pretrain.mask_ratio=0.5", ...]` -> {"pretrain.mask_ratio": 0.5}; values are YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"{source} expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            value = parse_yaml(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, str):
-            try:  # YAML 1.1 reads "1e-7" (no dot) as a string; a number is meant
-                value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
-            except ValueError:
-                pass
-        out[key.strip()] = value
-    return out
 
 
 def load_profile(name: str, overrides: dict[str, Any] | None = None, source: str = "") -> ExperimentConfig:
@@ -364,7 +311,7 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None, source: str
     data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping of config sections")
-    cfg = _build(ExperimentConfig, _deep_merge(data, {"profile": name}), "", _rel(path))
+    cfg = _build(ExperimentConfig, deep_merge(data, {"profile": name}), "", _rel(path))
     if overrides:
         cfg = apply_overrides(cfg, overrides, source)
     return cfg
