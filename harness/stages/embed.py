@@ -1,8 +1,9 @@
 """The embed stage (section 3.4): every sequence cut into sliding windows, each through the frozen
 SignMAE encoder: Z, N = floor((T - w) / s) + 1 gloss-level representations per sequence.
 
-Sign-to-text reads Z at `embed.stride`; text-to-sign learns to produce Z at stride = window
-(non-overlapping segments that its frozen decoder renders back to frames, section 4.2). The two are
+Sign-to-text reads Z at `embed.stride`; text-to-sign learns to produce Z at `text2sign.stride`
+(by default the window: non-overlapping segments that its frozen decoder renders back to frames,
+section 4.2). The two are
 the same computation with another stride, so both are entries of one cache folder.
 """
 
@@ -64,7 +65,8 @@ def sign2text_stride(cfg: ExperimentConfig) -> int:
 
 
 def text2sign_stride(cfg: ExperimentConfig) -> int:
-    return cfg.pretrain.window  # non-overlapping segments (section 4.2)
+    """`text2sign.stride`, 0 meaning the window: non-overlapping segments (section 4.2)."""
+    return cfg.text2sign.stride or cfg.pretrain.window
 
 
 EMBED = _stage("embed", sign2text_stride)
