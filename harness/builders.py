@@ -60,6 +60,11 @@ def build_backtranslator(cfg: ExperimentConfig, num_coords: int, vocab: Vocabula
                           eos_id=vocab.eos_id)
 
 
+def text2sign_stride(cfg: ExperimentConfig) -> int:
+    """`text2sign.stride`, 0 meaning the window: non-overlapping segments (section 4.2)."""
+    return cfg.text2sign.stride or cfg.pretrain.window
+
+
 def text2sign_queries(cfg: ExperimentConfig, longest: int | None) -> int:
     """The text-to-sign decoder's query count: `text2sign.num_queries`, or with 0 the segment count of
     the longest training sequence (`longest`), with no margin. A margin would buy nothing: a query

@@ -36,7 +36,7 @@ def test_the_new_keys_keep_the_small_profiles_and_give_the_paper_its_choices():
     assert (paper.optim.warmup_steps, paper.optim.warmup_cap) == (10000, 1.0)  # the 10K steps, not capped
     # Neither label smoothing nor tied embeddings is in the paper or Joint-SLT's configuration.
     assert (paper.sign2text.label_smoothing, paper.sign2text.tie_embeddings) == (0.0, False)
-    from harness.stages.embed import text2sign_stride
+    from harness.builders import text2sign_stride
     assert text2sign_stride(paper) == 15 == paper.pretrain.window  # section 4.2: the window
     assert text2sign_stride(apply_overrides(paper, {"text2sign.stride": 5})) == 5
     assert (paper.text2sign.loss_reduction, paper.text2sign.select_by) == ("sum", "dev_bt_bleu4")  # eq. 4-6, B.2

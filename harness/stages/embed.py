@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.builders import text2sign_stride
 from harness.config import ExperimentConfig
 from harness.data.datasets import sliding_windows
 from harness.io import load_torch, save_torch
@@ -64,10 +65,5 @@ def sign2text_stride(cfg: ExperimentConfig) -> int:
     return cfg.embed.stride
 
 
-def text2sign_stride(cfg: ExperimentConfig) -> int:
-    """`text2sign.stride`, 0 meaning the window: non-overlapping segments (section 4.2)."""
-    return cfg.text2sign.stride or cfg.pretrain.window
-
-
 EMBED = _stage("embed", sign2text_stride)
-EMBED_T2S = _stage("embed_t2s", text2sign_stride)
+EMBED_T2S = _stage("embed_t2s", text2sign_stride)  # text2sign.stride, 0 meaning the window

@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.builders import build_text2sign
+from harness.builders import build_text2sign, text2sign_stride
 from harness.config import ConfigError
 from harness.data.datasets import pad_sequences, pad_windows
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
 from harness.stages.base import Stage, StageContext, numerics
 from harness.datasource import present_points
-from harness.stages.embed import text2sign_stride
 
 EVALUATIONS = 4  # dev length-accuracy (and, with select_by dev_bt_bleu4, back-translation) evaluations
 
@@ -156,7 +155,9 @@ def _load(folder: Path) -> dict:
 
 
 def settings(cfg) -> dict:
-    return {"text2sign": dataclasses.asdict(cfg.text2sign), "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed,
+    # The stride as used: 0 and the window are one computation, one cache entry.
+    return {"text2sign": {**dataclasses.asdict(cfg.text2sign), "stride": text2sign_stride(cfg)},
+            "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed,
             **numerics(cfg)}
 
 
