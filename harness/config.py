@@ -116,8 +116,9 @@ class PretrainConfig:
     mask_ratio: float = _f(0.25, lo=0.0, hi=1.0, hi_open=True)
     weighting: Literal["none", "fpw", "apw"] = "apw"
     # FPW's fixed weights: "dataset" (eq. 1 on the training set's group variances, pooled over one
-    # window per sequence), "paper" (section 4.3: body 1.0, face 1.17, hands 1.18, models/weighting.py
-    # PAPER_FPW) or [body, face, hands] used as given. A group the training data lacks gets 0 in every case.
+    # window per sequence), "paper" (section 6, "Impact of APW": body 1.0, face 1.17, hands 1.18;
+    # models/weighting.py PAPER_FPW) or [body, face, hands] used as given. A group the training data
+    # lacks gets 0 in every case.
     fpw_weights: str | tuple[float, float, float] = _f("dataset", parse=_fpw_weights)
     # Eq. 1 can be zero or negative (w^b = (s_nf + s_rh - s_b) / S <= 0 whenever the body moves more
     # than face and hands together); a loss weight must be positive, so raw values are clamped to

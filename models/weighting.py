@@ -43,7 +43,7 @@ import torch
 
 GROUPS = ("body", "face", "hands")
 LAYOUT_PART_GROUP = {"body": "body", "face": "face", "left_hand": "hands", "right_hand": "hands"}
-PAPER_FPW = {"body": 1.0, "face": 1.17, "hands": 1.18}  # section 4.3, "Impact of APW"
+PAPER_FPW = {"body": 1.0, "face": 1.17, "hands": 1.18}  # section 6, "Impact of APW"
 DEFAULT_FLOOR = 0.05
 WEIGHTINGS = ("none", "fpw", "apw")
 NORMALISATIONS = ("body", "mean", "none")

@@ -3,8 +3,10 @@
 The mapping is trained to produce the frozen encoder's Z at `text2sign.stride` (by default the
 window, eq. 4) and which of its queries are valid (eq. 5); the frozen SignMAE decoder renders each
 valid representation into `window` frames. The epoch kept is the last, or with `text2sign.select_by:
-dev_bt_bleu4` the one with the best greedy back-translated dev BLEU-4 (B.2). Generated keypoints are scored against the ground truth (MPJPE, DTW-MJE) and by
-back-translation (BLEU, ROUGE-L of the judge's translations).
+dev_bt_bleu4` the one with the best greedy back-translated dev BLEU-4 (B.2). Generated keypoints
+are scored against the ground truth (MPJPE, DTW-MJE) and by back-translation (BLEU, ROUGE-L of the
+judge's translations). Sentences are the vocabulary's tokens, or with a Hugging Face
+`text2sign.text_encoder` that model's own tokenizer's ([CLS] first).
 """
 
 from __future__ import annotations
