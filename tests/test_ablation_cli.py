@@ -96,6 +96,10 @@ def _closed_port() -> int:
     (["apw", "--set", "pretrain.fpw_weights=[1, 1.17, 1.18, 1]"],
      "pretrain.fpw_weights must be 'dataset', 'paper' or three positive numbers [body, face, hands], "
      "got [1, 1.17, 1.18, 1]"),
+    (["apw", "--set", "text2sign.text_encoder=/nonexistent/distilbert"],
+     "text2sign.text_encoder '/nonexistent/distilbert' is not a folder; expected 'learned' or a local Hugging Face"),
+    (["apw", "--set", "text2sign.text_encoder=tests"],
+     "text2sign.text_encoder 'tests' is not a local Hugging Face model folder with a tokenizer"),
     (["/tmp/apw"], "ablation '/tmp/apw': use letters, digits, _, - and . (not first), at most 64 characters"),
 ])
 def test_bad_input_is_one_line(args, message, tmp_path):

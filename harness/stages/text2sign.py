@@ -30,6 +30,30 @@ from harness.datasource import present_points
 EVALUATIONS = 4  # dev length-accuracy (and, with select_by dev_bt_bleu4, back-translation) evaluations
 
 
+def text_tokenizer(path: str):
+    """The tokenizer of a local Hugging Face model folder, checked for what the stage needs ([CLS],
+    padding) and that the model's config is there too; ConfigError otherwise. Nothing is downloaded."""
+    if not Path(path).is_dir():
+        raise ConfigError(f"text2sign.text_encoder {path!r} is not a folder; expected 'learned' or a local "
+                          "Hugging Face model folder (saved with save_pretrained)")
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+    except ImportError:
+        raise ConfigError(f"text2sign.text_encoder {path!r} needs the `transformers` package (pip install "
+                          "'uniglor-harness[hf]'), or text2sign.text_encoder: learned") from None
+    try:
+        AutoConfig.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"text2sign.text_encoder {path!r} is not a local Hugging Face model folder with a "
+                          f"tokenizer ({first})") from None
+    if tokenizer.cls_token_id is None or tokenizer.pad_token_id is None:
+        raise ConfigError(f"text2sign.text_encoder {path!r}: its tokenizer has no [CLS] or no padding token; "
+                          "the length regulator reads the [CLS] output (section 3.4)")
+    return tokenizer
+
+
 def sentence_tokens(cfg, corpus: dict, vocab) -> tuple[dict[str, list[list[int]]], int]:
     """Every split's sentences as token ids, and the padding id: the vocabulary's for the learned
     encoder; with a Hugging Face `text2sign.text_encoder`, that model's own tokenizer ([CLS] first)."""
@@ -37,19 +61,7 @@ def sentence_tokens(cfg, corpus: dict, vocab) -> tuple[dict[str, list[list[int]]
     if path == "learned":
         return {split: [vocab.encode(s.text) or [vocab.unk_id] for s in seqs] for split, seqs in corpus.items()}, \
             vocab.pad_id
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise ConfigError(f"text2sign.text_encoder {path!r} needs the `transformers` package (pip install "
-                          "'uniglor-harness[hf]'), or text2sign.text_encoder: learned") from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"text2sign.text_encoder {path!r} is not a local Hugging Face model folder with a "
-                          f"tokenizer ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
-    if tokenizer.cls_token_id is None or tokenizer.pad_token_id is None:
-        raise ConfigError(f"text2sign.text_encoder {path!r}: its tokenizer has no [CLS] or no padding token; "
-                          "the length regulator reads the [CLS] output (section 3.4)")
+    tokenizer = text_tokenizer(path)
     tokens = {split: [tokenizer(s.text)["input_ids"] for s in seqs] for split, seqs in corpus.items()}
     if any(ids[:1] != [tokenizer.cls_token_id] for split in tokens.values() for ids in split):
         raise ConfigError(f"text2sign.text_encoder {path!r}: its tokenizer does not put [CLS] first")
