@@ -12,7 +12,8 @@ Loss (eq. 4-6), with the reduction chosen (`reduction`):
          ||z_i - z_hat_i||_2^2 (eq. 4) and L_len = the binary cross-entropy of the valid logits summed
          over all num_queries positions (eq. 5); both averaged over the sentences of the batch;
   "mean": L_repr averaged over the valid positions of the batch and L_len over all positions, which
-         keeps the scale independent of N and Q (the length loss then weighs about Q / N times more);
+         keeps the scale independent of N and Q (and weighs the length loss Q / N times less against
+         L_repr than the sums do);
   L_t2s = L_repr + L_len (eq. 6).
 During training the representation loss reads the raw decoder output at ground-truth-valid positions,
 which equals multiplying by the ground-truth mask; multiplying by the PREDICTED mask would cut the
