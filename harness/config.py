@@ -188,7 +188,7 @@ class Text2SignConfig:
     stride: int = _f(0, lo=0, doc="0: pretrain.window")
     # Eq. 4-6 are sums per sentence (eq. 4 over its N segments, eq. 5 over the Q queries); "mean"
     # averages eq. 4 over valid segments and eq. 5 over queries, which weighs the length loss Q / N
-    # times less against eq. 4 than the sums do (about 16x with 128 queries and N = 8, PHOENIX14T's mean).
+    # times less against eq. 4 than the sums do (18x with 128 queries and N = 7: PHOENIX14T's 116-frame mean).
     loss_reduction: Literal["mean", "sum"] = "mean"
     # The epoch kept: "last", or the best back-translated dev BLEU-4 (appendix B.2's early stopping;
     # greedy, judged by the back-translator, at each dev evaluation).
