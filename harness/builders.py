@@ -48,8 +48,8 @@ def transformer_spec(section) -> TransformerSpec:
 def build_sign2text(cfg: ExperimentConfig, d_in: int, vocab: Vocabulary):
     from models.sign2text import SignToText
     return SignToText(d_in=d_in, vocab_size=len(vocab), spec=transformer_spec(cfg.sign2text),
-                      label_smoothing=cfg.sign2text.label_smoothing, pad_id=vocab.pad_id, bos_id=vocab.bos_id,
-                      eos_id=vocab.eos_id)
+                      label_smoothing=cfg.sign2text.label_smoothing, tie_embeddings=cfg.sign2text.tie_embeddings,
+                      pad_id=vocab.pad_id, bos_id=vocab.bos_id, eos_id=vocab.eos_id)
 
 
 def build_backtranslator(cfg: ExperimentConfig, num_coords: int, vocab: Vocabulary):
@@ -58,6 +58,11 @@ def build_backtranslator(cfg: ExperimentConfig, num_coords: int, vocab: Vocabula
                           spec=transformer_spec(cfg.backtranslator), downsample=BACKTRANSLATOR_DOWNSAMPLE,
                           label_smoothing=BACKTRANSLATOR_LABEL_SMOOTHING, pad_id=vocab.pad_id, bos_id=vocab.bos_id,
                           eos_id=vocab.eos_id)
+
+
+def text2sign_stride(cfg: ExperimentConfig) -> int:
+    """`text2sign.stride`, 0 meaning the window: non-overlapping segments (section 4.2)."""
+    return cfg.text2sign.stride or cfg.pretrain.window
 
 
 def text2sign_queries(cfg: ExperimentConfig, longest: int | None) -> int:
@@ -74,9 +79,12 @@ def text2sign_queries(cfg: ExperimentConfig, longest: int | None) -> int:
     return longest
 
 
-def build_text2sign(cfg: ExperimentConfig, d_z: int, vocab: Vocabulary, longest: int | None = None):
-    """longest: the longest training sequence's segment count (needed when text2sign.num_queries is 0)."""
+def build_text2sign(cfg: ExperimentConfig, d_z: int, vocab: Vocabulary, longest: int | None = None,
+                    pad_id: int | None = None):
+    """longest: the longest training sequence's segment count (needed when text2sign.num_queries is 0);
+    pad_id: the tokens' padding id when they are not the vocabulary's (a Hugging Face tokenizer's)."""
     from models.text2sign import TextToSign
     t = cfg.text2sign
     return TextToSign(vocab_size=len(vocab), d_z=d_z, spec=transformer_spec(t),
-                      num_queries=text2sign_queries(cfg, longest), text_encoder=t.text_encoder, pad_id=vocab.pad_id)
+                      num_queries=text2sign_queries(cfg, longest), text_encoder=t.text_encoder,
+                      pad_id=vocab.pad_id if pad_id is None else pad_id, reduction=t.loss_reduction)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from harness.data.synth import MAX_GLOSSES, MIN_GLOSSES
 # Re-exported: the error type and the strict YAML readers live with the rest of the user-input rules.
 from harness.user_input import ConfigError, parse_yaml, read_mapping, read_yaml  # noqa: F401
+# Re-exported: the dict-level side of the dotted overrides.
+from harness.overrides import deep_merge, flatten, parse_set, unflatten  # noqa: F401
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PROFILES = ("debug", "demo", "default", "paper")
@@ -31,9 +31,26 @@ MAX_SEEDS = 1000  # seeds per ablation variant
 
 
 def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-       hi_open: bool = False, doc: str = "") -> Any:
-    """A field with an allowed range; the range is checked by the loader and in __post_init__."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "doc": doc})
+       hi_open: bool = False, doc: str = "", parse: Any = None) -> Any:
+    """A field with an allowed range; the range is checked by the loader and in __post_init__.
+    parse(value, key, source): the loader's check for a value no annotation describes."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "doc": doc,
+                                            "parse": parse})
+
+
+FPW_CHOICES = ("dataset", "paper")
+
+
+def _fpw_weights(value: Any, key: str, source: str) -> str | tuple[float, float, float]:
+    """`dataset`, `paper`, or three positive finite numbers (body, face, hands)."""
+    if isinstance(value, str) and value in FPW_CHOICES:
+        return value
+    if (isinstance(value, (list, tuple)) and len(value) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                    for v in value)):
+        return tuple(float(v) for v in value)
+    raise ConfigError(f"{key} must be 'dataset', 'paper' or three positive numbers [body, face, hands], "
+                      f"got {value!r}{_where(source)}")
 
 
 # ----------------------------------------------------------------------------- the concerns
@@ -96,6 +113,9 @@ class OptimConfig:
     lr: float = _f(1e-3, lo=0.0, lo_open=True, doc="peak learning rate (paper: 1e-4 for 50 epochs on GPUs)")
     min_lr: float = _f(5e-5, lo=0.0)
     warmup_steps: int = _f(100, lo=0)
+    # The warmup is at most this share of a stage's steps (at least one step): a 100-step warmup would
+    # be most of a short stage. 1: warmup_steps as given unless the stage is shorter (then all of it).
+    warmup_cap: float = _f(0.1, lo=0.0, hi=1.0, lo_open=True, doc="the warmup's largest share of a stage's steps")
     weight_decay: float = _f(1e-3, lo=0.0)
     beta1: float = _f(0.9, lo=0.0, hi=1.0, hi_open=True)
     beta2: float = _f(0.98, lo=0.0, hi=1.0, hi_open=True)
@@ -110,6 +130,21 @@ class PretrainConfig:
     window: int = _f(15, lo=2, doc="segment length w in frames")
     mask_ratio: float = _f(0.25, lo=0.0, hi=1.0, hi_open=True)
     weighting: Literal["none", "fpw", "apw"] = "apw"
+    # FPW's fixed weights: "dataset" (eq. 1 on the training set's group variances, pooled over one
+    # window per sequence), "paper" (section 6, "Impact of APW": body 1.0, face 1.17, hands 1.18;
+    # models/weighting.py PAPER_FPW) or [body, face, hands] used as given. A group the training data
+    # lacks gets 0 in every case.
+    fpw_weights: str | tuple[float, float, float] = _f("dataset", parse=_fpw_weights)
+    # Eq. 1 can be zero or negative (w^b = (s_nf + s_rh - s_b) / S <= 0 whenever the body moves more
+    # than face and hands together); a loss weight must be positive, so raw values are clamped to
+    # this floor first. The paper says nothing about it; with weight_norm "body" every weight then lies in
+    # [floor, 1 / floor], [0.05, 20] at 0.05.
+    weight_floor: float = _f(0.05, lo=0.0, hi=1.0, lo_open=True, doc="eq. 1's weights are clamped to at least this")
+    # Then normalised (the paper says nothing either): "body" rescales so the body weighs 1, which makes
+    # the paper's FPW numbers directly comparable (1.0 / 1.17 / 1.18 come out of eq. 1 for variances
+    # b : nf : rh = 1.35 : 1.18 : 1.17); "mean" so the three groups average 1 (the loss keeps eq. 2's
+    # scale); "none": the floored values as printed, each in [floor, 1].
+    weight_norm: Literal["body", "mean", "none"] = "body"
     decoder: Literal["nar", "ar"] = "nar"
     queries: Literal["learnable", "positional"] = "learnable"
     extractor_channels: int = _f(16, lo=1, doc="CTR-GC / MS-TCN feature width")
@@ -142,7 +177,9 @@ class Sign2TextConfig:
     layers: int = _f(2, lo=1)
     heads: int = _f(4, lo=1)
     dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
+    # Neither is in the paper nor in Joint-SLT's configuration (the paper profile turns both off).
     label_smoothing: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
+    tie_embeddings: bool = True  # the output projection shares the target embedding's weights
     epochs: int = _f(40, lo=1)
     beam_size: int = _f(5, lo=1)
     length_penalty: float = _f(1.0, lo=0.0)
@@ -158,7 +195,19 @@ class Text2SignConfig:
     heads: int = _f(4, lo=1)
     dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
     num_queries: int = _f(0, lo=0, doc="0: the longest training sequence's segments (builders.text2sign_queries)")
-    text_encoder: str = "learned"  # "learned", or a local Hugging Face model directory
+    # "learned", or a local Hugging Face model directory (the paper: DistilBERT; needs the [hf] extra):
+    # sentences then go through that model's own tokenizer, its [CLS] output feeds the length regulator.
+    text_encoder: str = "learned"
+    # The windows it learns to produce (section 4.2: 15, the window, so each decodes to frames that
+    # do not overlap); 0: pretrain.window. Below the window, overlapping frames are averaged.
+    stride: int = _f(0, lo=0, doc="0: pretrain.window")
+    # Eq. 4-6 are sums per sentence (eq. 4 over its N segments, eq. 5 over the Q queries); "mean"
+    # averages eq. 4 over valid segments and eq. 5 over queries, which weighs the length loss Q / N
+    # times less against eq. 4 than the sums do (18x with 128 queries and N = 7: PHOENIX14T's 116-frame mean).
+    loss_reduction: Literal["mean", "sum"] = "mean"
+    # The epoch kept: "last", or the best back-translated dev BLEU-4 (appendix B.2's early stopping;
+    # greedy, judged by the back-translator, at each dev evaluation).
+    select_by: Literal["last", "dev_bt_bleu4"] = "last"
     epochs: int = _f(40, lo=1)
 
 
@@ -270,11 +319,13 @@ def _build(cls: type, mapping: dict, prefix: str, source: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
+    parsers = {f.name: f.metadata.get("parse") for f in dataclasses.fields(cls)}
     for name, value in mapping.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in names:
             raise ConfigError(f"unknown key {key}; valid keys here: {', '.join(names)}{_where(source)}")
-        kwargs[name] = _coerce(value, hints[name], key, source)
+        parse = parsers[name]
+        kwargs[name] = parse(value, key, source) if parse else _coerce(value, hints[name], key, source)
         _check_range(cls, name, kwargs[name], key, source)
     return cls(**kwargs) if cls is not ExperimentConfig else _experiment(kwargs, source)
 
@@ -300,6 +351,9 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
     if cfg.embed.stride > cfg.pretrain.window:
         raise ConfigError(
             f"embed.stride must be <= pretrain.window ({cfg.pretrain.window}), got {cfg.embed.stride}{_where(source)}")
+    if cfg.text2sign.stride > cfg.pretrain.window:
+        raise ConfigError(f"text2sign.stride must be <= pretrain.window ({cfg.pretrain.window}), "
+                          f"got {cfg.text2sign.stride}{_where(source)}")
     if cfg.data.synth.max_signs < cfg.data.synth.min_signs:
         raise ConfigError(f"data.synth.max_signs must be >= data.synth.min_signs ({cfg.data.synth.min_signs}), "
                           f"got {cfg.data.synth.max_signs}{_where(source)}")
@@ -312,65 +366,10 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {cfg.profile!r}{_where(source)}")
 
 
-def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """ExperimentConfig -> {"pretrain.mask_ratio": 0.25, ...} (the MLflow parameter names)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value):
-            out.update(flatten(value, key + "."))
-        else:
-            out[key] = value
-    return out
-
-
-def _unflatten(overrides: dict[str, Any]) -> dict:
-    nested: dict = {}
-    for dotted, value in overrides.items():
-        parts = str(dotted).split(".")
-        node = nested
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{dotted}: {p} is a value, not a section")
-        node[parts[-1]] = value
-    return nested
-
-
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any], source: str = "") -> ExperimentConfig:
     """Apply dotted overrides ({"pretrain.mask_ratio": 0.5}) strictly; returns a new config."""
-    merged = _deep_merge(dataclasses.asdict(cfg), _unflatten(overrides))
+    merged = deep_merge(dataclasses.asdict(cfg), unflatten(overrides))
     return _build(ExperimentConfig, merged, "", source)
-
-
-def parse_set(items: list[str], source: str = "--set") -> dict[str, Any]:
-    """`["pretrain.mask_ratio=0.5", ...]` -> {"pretrain.mask_ratio": 0.5}; values are YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"{source} expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        if not key.strip() or any(not part for part in key.split(".")):
-            raise ConfigError(f"{source} expects key=value with a dotted key like pretrain.mask_ratio, got {item!r}")
-        try:
-            value = parse_yaml(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, str):
-            try:  # YAML 1.1 reads "1e-7" (no dot) as a string; a number is meant
-                value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
-            except ValueError:
-                pass
-        out[key.strip()] = value
-    return out
 
 
 def load_profile(name: str, overrides: dict[str, Any] | None = None, source: str = "") -> ExperimentConfig:
@@ -381,7 +380,7 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None, source: str
     data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping of config sections")
-    cfg = _build(ExperimentConfig, _deep_merge(data, {"profile": name}), "", _rel(path))
+    cfg = _build(ExperimentConfig, deep_merge(data, {"profile": name}), "", _rel(path))
     if overrides:
         cfg = apply_overrides(cfg, overrides, source)
     return cfg

@@ -137,6 +137,12 @@ def steps_per_epoch(n: int, batch_size: int, world_size: int) -> int:
     return max(1, -(-shard // batch_size))
 
 
+def warmup_length(cfg: OptimConfig, total_steps: int) -> int:
+    """warmup_steps, at most `warmup_cap` of the stage's steps (rounded down), at least one step."""
+    # The 1e-9 keeps float rounding from losing a step (0.29 * 100 is 28.999999999999996).
+    return min(cfg.warmup_steps, max(math.floor(total_steps * cfg.warmup_cap + 1e-9), 1))
+
+
 def make_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
     params = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel (one pass over all parameters) where torch has it: 3.4x faster per step than
@@ -145,7 +151,7 @@ def make_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
                             fused=fused or None)
-    warmup = min(cfg.warmup_steps, max(total_steps // 10, 1)) if total_steps < 10 * cfg.warmup_steps else cfg.warmup_steps
+    warmup = warmup_length(cfg, total_steps)
     floor = cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0
 
     def factor(step: int) -> float:

@@ -57,7 +57,7 @@ def weights_text(pretrain_metrics: Mapping[str, Sequence[Mapping[str, float]]]) 
     parts = []
     for variant, w in found.items():
         groups = []
-        for g in ("face", "hands"):
+        for g in ("body", "face", "hands"):  # the body only where it did not weigh 1 (pretrain.weight_norm)
             if f"{g}_q50" not in w:
                 continue
             spread = "" if w[f"{g}_q25"] == w[f"{g}_q75"] else f" [{w[f'{g}_q25']:.2f}, {w[f'{g}_q75']:.2f}]"
@@ -67,12 +67,13 @@ def weights_text(pretrain_metrics: Mapping[str, Sequence[Mapping[str, float]]]) 
             extra = (f", eq. 1 floored in {100 * w.get('floored', 0):.0f}% of segments and undefined "
                      f"(uniform weights) in {100 * w.get('degenerate', 0):.0f}%")
         parts.append(f"{variant}: {', '.join(groups)}{extra}")
-    lines = ["Pose weights of the SignMAE loss (body = 1; median [quartiles] over the last pretraining epoch's "
+    body = "body = 1 unless stated" if any("body_q50" in w for w in found.values()) else "body = 1"
+    lines = [f"Pose weights of the SignMAE loss ({body}; median [quartiles] over the last pretraining epoch's "
              "segments, averaged over seeds): " + "; ".join(parts) + "."]
     same: dict[tuple, list[str]] = {}
     for variant, w in found.items():
-        same.setdefault(tuple(round(w.get(k, 0.0), 4) for k in ("face_q25", "face_q50", "face_q75", "hands_q25",
-                                                                "hands_q50", "hands_q75")), []).append(variant)
+        same.setdefault(tuple(round(w.get(f"{g}_{q}", 1.0 if g == "body" else 0.0), 4) for g in ("body", "face", "hands")
+                              for q in ("q25", "q50", "q75")), []).append(variant)
     for members in same.values():
         if len(members) > 1:
             lines.append(f"**{' and '.join(members)} trained with the same weights on this data: their rows differ "

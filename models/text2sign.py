@@ -7,11 +7,14 @@ per query. The head token goes through the length regulator (figure 7), which pr
 the queries whether it is valid; the valid mask multiplies the decoder output, and the frozen SignMAE
 decoder turns each valid z_hat_i into `window` frames.
 
-Loss (eq. 4-6), with the reductions stated:
-  L_repr = mean over ground-truth-valid positions of ||z_i - z_hat_i||_2^2 (squared norm summed over D,
-           as in eq. 4; a mean over positions instead of eq. 4's sum keeps the scale independent of N);
-  L_len  = binary cross-entropy of the valid logits, mean over all num_queries positions (eq. 5);
-  L_t2s  = L_repr + L_len (eq. 6).
+Loss (eq. 4-6), with the reduction chosen (`reduction`):
+  "sum" (as printed): per sentence, L_repr = sum over its ground-truth-valid positions of
+         ||z_i - z_hat_i||_2^2 (eq. 4) and L_len = the binary cross-entropy of the valid logits summed
+         over all num_queries positions (eq. 5); both averaged over the sentences of the batch;
+  "mean": L_repr averaged over the valid positions of the batch and L_len over all positions, which
+         keeps the scale independent of N and Q (and weighs the length loss Q / N times less against
+         L_repr than the sums do);
+  L_t2s = L_repr + L_len (eq. 6).
 During training the representation loss reads the raw decoder output at ground-truth-valid positions,
 which equals multiplying by the ground-truth mask; multiplying by the PREDICTED mask would cut the
 gradient wherever the regulator is still wrong. At inference the predicted mask is used.
@@ -55,16 +58,26 @@ class LengthRegulator(nn.Module):
         return self.readout(h)  # (B, Q)
 
 
+REDUCTIONS = ("mean", "sum")
+
+
 def t2s_loss(
-    z_hat: torch.Tensor, valid_logits: torch.Tensor, z_target: torch.Tensor, z_valid: torch.Tensor
+    z_hat: torch.Tensor, valid_logits: torch.Tensor, z_target: torch.Tensor, z_valid: torch.Tensor,
+    reduction: str = "mean",
 ) -> ModelOutput:
     """Eq. 4-6 with the module docstring's reductions. z_hat, z_target (B, Q, D); valid_logits (B, Q);
     z_valid (B, Q) bool, True where a ground-truth segment exists. loss = L_t2s (eq. 6); metrics
     "loss_repr" (eq. 4) and "loss_len" (eq. 5)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"t2s_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     squared = ((z_hat - z_target) ** 2).sum(dim=-1)  # (B, Q)
     valid = z_valid.to(squared.dtype)  # (B, Q)
-    loss_repr = (squared * valid).sum() / valid.sum().clamp(min=1.0)
-    loss_len = F.binary_cross_entropy_with_logits(valid_logits, valid)
+    if reduction == "sum":
+        loss_repr = (squared * valid).sum() / len(valid)
+        loss_len = F.binary_cross_entropy_with_logits(valid_logits, valid, reduction="sum") / len(valid)
+    else:
+        loss_repr = (squared * valid).sum() / valid.sum().clamp(min=1.0)
+        loss_len = F.binary_cross_entropy_with_logits(valid_logits, valid)
     return ModelOutput(loss_repr + loss_len, {"loss_repr": loss_repr.detach(), "loss_len": loss_len.detach()})
 
 
@@ -85,10 +98,15 @@ class TextToSign(nn.Module):
         regulator_hidden: int | None = None,
         text_encoder: str = "learned",
         pad_id: int = 0,
+        reduction: str = "mean",
     ):
         """spec: the text encoder's and the query decoder's shape (with a Hugging Face text_encoder
-        its num_encoder_layers is unused)."""
+        its num_encoder_layers is unused). pad_id: the token padding id (with a Hugging Face encoder,
+        its tokenizer's). reduction: eq. 4-6's, "mean" or "sum" (module doc)."""
         super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"TextToSign: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
         d_model, dropout = spec.d_model, spec.dropout
         self.d_model = d_model
         self.num_queries = num_queries
@@ -156,7 +174,7 @@ class TextToSign(nn.Module):
         z_target = F.pad(z_target.masked_fill(~z_valid[..., None], 0.0), (0, 0, 0, pad))  # (B, Q, D_z)
         z_valid = F.pad(z_valid, (0, pad), value=False)  # (B, Q)
         z_hat, valid_logits = self.predict(tokens)
-        return t2s_loss(z_hat, valid_logits, z_target, z_valid)
+        return t2s_loss(z_hat, valid_logits, z_target, z_valid, self.reduction)
 
     def predicted_lengths(self, tokens: torch.Tensor, threshold: float = 0.5, min_len: int = 1) -> torch.Tensor:
         """(B,) the number of LEADING queries with p(valid) > threshold, at least min_len (a sentence
@@ -171,13 +189,15 @@ class TextToSign(nn.Module):
         decode: Callable[[torch.Tensor], torch.Tensor],
         threshold: float = 0.5,
         min_len: int = 1,
+        stride: int | None = None,
     ) -> list[torch.Tensor]:
-        """tokens (B, L) -> B keypoint sequences, each (n*w, V, C).
+        """tokens (B, L) -> B keypoint sequences, each ((n - 1) * s + w, V, C).
 
         n = the leading count of predicted-valid queries (predicted_lengths). The predicted mask
         multiplies the output, so the first n rows are the valid representations; each goes through
-        decode (the frozen SignMAE decoder: (n, D_z) -> (n, w, V, C)), and the n segments are
-        concatenated in order (stride = window, as the paper uses for SLP).
+        decode (the frozen SignMAE decoder: (n, D_z) -> (n, w, V, C)), and segment i is placed at frame
+        i * s. With s = w (None, the paper's choice for SLP) the segments are concatenated; with s < w
+        the frames where segments overlap are their mean.
         """
         with evaluating(self):
             z_hat, valid_logits = self.predict(tokens)  # (B, Q, D_z), (B, Q)
@@ -190,8 +210,25 @@ class TextToSign(nn.Module):
                 if segments.dim() != 4 or segments.shape[0] != n:
                     raise ValueError(f"TextToSign.generate: decode must return (n, w, V, C) with n={n}, "
                                      f"got {tuple(segments.shape)}")
-                sequences.append(segments.reshape(-1, *segments.shape[2:]))  # (n*w, V, C)
+                sequences.append(overlap_mean(segments, stride or segments.shape[1]))  # ((n-1)*s + w, V, C)
             return sequences
+
+
+def overlap_mean(segments: torch.Tensor, stride: int) -> torch.Tensor:
+    """(n, w, V, C) segments starting every `stride` frames -> ((n - 1) * stride + w, V, C), each frame
+    the mean of the segments covering it (1 <= stride <= w: every frame is covered)."""
+    n, w = segments.shape[:2]
+    if not 1 <= stride <= w:
+        raise ValueError(f"overlap_mean: stride must be in [1, {w}], got {stride}")
+    if stride == w:
+        return segments.reshape(-1, *segments.shape[2:])  # (n*w, V, C): no overlap
+    total = (n - 1) * stride + w
+    out = segments.new_zeros(total, *segments.shape[2:])  # (T, V, C)
+    count = segments.new_zeros(total)  # (T,)
+    for i in range(n):
+        out[i * stride: i * stride + w] += segments[i]
+        count[i * stride: i * stride + w] += 1
+    return out / count.view(-1, *([1] * (segments.dim() - 2)))
 
 
 def _load_local_hf_encoder(path: str) -> nn.Module:

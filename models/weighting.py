@@ -19,14 +19,12 @@ Eq. 1 literally, absent groups dropped from the sum:
 With three groups this is w^b = (s_nf + s_rh - s_b) / S, w^nf = s_rh / S, w^rh = s_nf / S: a body
 that moves more than face and hands together gives w^b <= 0.
 
-Usable weights (our choice, the paper does not say): W^p = max(w^p, floor) / max(w^b, floor), i.e.
-clamp to a small positive floor and rescale so the body weight is 1; every W lies in
-[floor, 1 / floor]. This makes the paper's FPW numbers (body 1.0, face 1.17, hands 1.18) directly
-comparable: they come out of eq. 1 for variances in the ratio b : nf : rh = 1.35 : 1.18 : 1.17.
-Eq. 1 is degenerate unless all three groups are present (with two, the non-body group's w is
-identically 0; with the body missing there is no baseline), and all-zero variances divide by 0: in
-those cases the present groups get weight 1 (no reweighting) and absent groups get 0 (their points
-are masked out of the loss anyway).
+Usable weights: eq. 1's raw values clamped to a floor, then normalised (`normalise`: "body" rescales
+so the body weight is 1, "mean" so the present groups' weights average 1, "none" keeps the floored
+values). The paper specifies neither step; the choices, their defaults and the reasoning are
+documented at `pretrain.weight_floor` and `pretrain.weight_norm` in harness/config.py. Where eq. 1
+is degenerate (fewer than three groups present, or all-zero variances) the present groups get
+weight 1 and absent groups 0 (their points are masked out of the loss anyway).
 
 FPW applies the same formula to dataset-level variances: per group, the mean of the per-point
 variances of step 2 over every training sample (so a group's variance is pooled over all its
@@ -45,9 +43,10 @@ import torch
 
 GROUPS = ("body", "face", "hands")
 LAYOUT_PART_GROUP = {"body": "body", "face": "face", "left_hand": "hands", "right_hand": "hands"}
-PAPER_FPW = {"body": 1.0, "face": 1.17, "hands": 1.18}  # section 4.3, "Impact of APW"
+PAPER_FPW = {"body": 1.0, "face": 1.17, "hands": 1.18}  # section 6, "Impact of APW"
 DEFAULT_FLOOR = 0.05
 WEIGHTINGS = ("none", "fpw", "apw")
+NORMALISATIONS = ("body", "mean", "none")
 
 
 def part_groups(parts: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
@@ -131,13 +130,21 @@ def eq1_raw_weights(variances: torch.Tensor, present: torch.Tensor) -> torch.Ten
     return torch.where(present & (total > 0), w, torch.zeros_like(w))
 
 
-def usable_weights(variances: torch.Tensor, present: torch.Tensor, floor: float = DEFAULT_FLOOR) -> torch.Tensor:
-    """Eq. 1 made usable (module doc): floor, body = 1, uniform fallback when degenerate. (..., 3)."""
+def usable_weights(variances: torch.Tensor, present: torch.Tensor, floor: float = DEFAULT_FLOOR,
+                   normalise: str = "body") -> torch.Tensor:
+    """Eq. 1 made usable (module doc): floor, normalise, uniform fallback when degenerate. (..., 3)."""
     if not 0 < floor <= 1:
         raise ValueError(f"weighting: floor must be in (0, 1], got {floor}")
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"weighting: normalise must be one of {NORMALISATIONS}, got {normalise!r}")
     present = present.bool()
     raw = eq1_raw_weights(variances, present).clamp(min=floor)
-    scaled = raw / raw[..., :1]
+    if normalise == "body":
+        scaled = raw / raw[..., :1]
+    elif normalise == "mean":  # where defined all three groups are present, so the mean is over three
+        scaled = raw / raw.mean(-1, keepdim=True)
+    else:
+        scaled = raw
     defined = present.all(-1, keepdim=True) & ((variances * present).sum(-1, keepdim=True) > 0)
     return torch.where(defined, scaled, present.float())
 
@@ -160,9 +167,11 @@ def apw_weights(
     left_wrist: int,
     right_wrist: int,
     floor: float = DEFAULT_FLOOR,
+    normalise: str = "body",
 ) -> torch.Tensor:
     """Adaptive Pose Weights: (B, T, V, C), (B, T, V) -> per-sample, per-point weights (B, V)."""
-    return group_weights("apw", segment, point_mask, parts, left_wrist, right_wrist, floor=floor).points
+    return group_weights("apw", segment, point_mask, parts, left_wrist, right_wrist, floor=floor,
+                         normalise=normalise).points
 
 
 def dataset_part_variances(
@@ -188,6 +197,7 @@ def fpw_part_weights(
     left_wrist: int | None = None,
     right_wrist: int | None = None,
     floor: float = DEFAULT_FLOOR,
+    normalise: str = "body",
 ) -> dict[str, float]:
     """Fixed Pose Weights {group: weight} from training-set statistics: either precomputed group
     variances {"body": .., "face": .., "hands": ..} (None or NaN = absent), or (segment, mask) pairs
@@ -203,7 +213,7 @@ def fpw_part_weights(
         variances = dataset_part_variances(data, parts, left_wrist, right_wrist)
     present = torch.tensor([variances.get(g) is not None and not math.isnan(variances[g]) for g in GROUPS])
     var = torch.tensor([float(variances[g]) if present[k] else 0.0 for k, g in enumerate(GROUPS)], dtype=torch.float64)
-    weights = usable_weights(var, present, floor)
+    weights = usable_weights(var, present, floor, normalise)
     return {g: float(weights[k]) for k, g in enumerate(GROUPS)}
 
 
@@ -226,6 +236,7 @@ def loss_weights(
     right_wrist: int | None = None,
     fixed: torch.Tensor | None = None,
     floor: float = DEFAULT_FLOOR,
+    normalise: str = "body",
 ) -> torch.Tensor:
     """The W of eq. 2 for a batch, (B, V): "none" -> ones, "fpw" -> `fixed` (V,) per sample,
     "apw" -> apw_weights."""
@@ -239,7 +250,7 @@ def loss_weights(
     if kind == "apw":
         if parts is None or left_wrist is None or right_wrist is None:
             raise ValueError("loss_weights: 'apw' needs parts, left_wrist and right_wrist")
-        return apw_weights(segment, point_mask, parts, left_wrist, right_wrist, floor)
+        return apw_weights(segment, point_mask, parts, left_wrist, right_wrist, floor, normalise)
     raise ValueError(f"loss_weights: unknown weighting {kind!r}; expected one of {WEIGHTINGS}")
 
 
@@ -276,7 +287,7 @@ class GroupWeights:
     """Eq. 2's weights of a batch, per point and per group, and how eq. 1 produced them."""
 
     points: torch.Tensor  # (B, V): the W of eq. 2
-    groups: torch.Tensor  # (B, 3) in GROUPS order (body 1 wherever eq. 1 is defined)
+    groups: torch.Tensor  # (B, 3) in GROUPS order (body 1 wherever eq. 1 is defined, with normalise "body")
     floored: torch.Tensor  # (B, 3) bool: eq. 1's raw weight fell below the floor (APW only)
     degenerate: torch.Tensor  # (B,) bool: eq. 1 undefined for the segment, present groups weigh 1 (APW only)
 
@@ -290,6 +301,7 @@ def group_weights(
     right_wrist: int,
     fixed: Mapping[str, float] | None = None,
     floor: float = DEFAULT_FLOOR,
+    normalise: str = "body",
 ) -> GroupWeights:
     """The batch's weights under `kind`: "none" ones, "fpw" the `fixed` {group: weight}, "apw" eq. 1
     per segment (as apw_weights). (B, T, V, C), (B, T, V) -> GroupWeights."""
@@ -308,22 +320,22 @@ def group_weights(
     with torch.no_grad():
         var, count = part_variances(segment, point_mask, parts, left_wrist, right_wrist)  # (B, 3)
         present = count > 0
-        groups = usable_weights(var, present, floor)
+        groups = usable_weights(var, present, floor, normalise)
         defined = present.all(-1) & ((var * present).sum(-1) > 0)  # (B,)
         floored = defined.unsqueeze(-1) & (eq1_raw_weights(var, present) < floor)
         return GroupWeights(_expand(groups, parts, v), groups, floored, ~defined)
 
 
 def summarize(batches: Sequence[GroupWeights]) -> dict[str, float]:
-    """Per non-body group the mean and quartiles of the segments' weights, and the share of segments
-    where eq. 1 was floored (in any group) or degenerate: {"face_mean", "face_q25", ..., "floored",
-    "degenerate"}."""
+    """Per group the mean and quartiles of the segments' weights (the body's only where it is not 1
+    everywhere), and the share of segments where eq. 1 was floored (in any group) or degenerate:
+    {"face_mean", "face_q25", ..., "floored", "degenerate"}."""
     if not batches:
         return {}
     groups = torch.cat([b.groups for b in batches]).double().cpu()  # (N, 3)
     out: dict[str, float] = {}
     for k, g in enumerate(GROUPS):
-        if g == "body":
+        if g == "body" and bool((groups[:, 0] == 1).all()):  # body = 1 (normalise "body"): nothing to say
             continue
         q = torch.quantile(groups[:, k], torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
         out.update({f"{g}_mean": float(groups[:, k].mean()), f"{g}_q25": float(q[0]), f"{g}_q50": float(q[1]),

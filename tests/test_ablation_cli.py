@@ -61,6 +61,13 @@ def test_dry_run_json(tmp_path):
     assert plan["stages"]["pretrain"] == {"distinct": 1, "cached": 0}
 
 
+def test_fpw_weights_paper_is_accepted_on_the_command_line(tmp_path):
+    out = run_cli("apw", "--profile", "debug", "--dry-run", "--json", "--results", str(tmp_path),
+                  "--set", "pretrain.fpw_weights=paper")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["trials"] == 3
+
+
 def _closed_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -81,6 +88,18 @@ def _closed_port() -> int:
     (["apw", "--seeds", "1000000", "--dry-run"], "--seeds must be <= 1000, got 1000000"),
     (["apw", "--set", "optim.lr=.inf"], "optim.lr must be a finite number, got inf (--set)"),
     (["apw", "--set", "data.noise_threshold=.nan"], "data.noise_threshold must be a finite number, got nan (--set)"),
+    (["apw", "--set", "pretrain.fpw_weights=banana"],
+     "pretrain.fpw_weights must be 'dataset', 'paper' or three positive numbers [body, face, hands], got 'banana'"),
+    (["apw", "--set", "pretrain.fpw_weights=[1, -1.17, 1.18]"],
+     "pretrain.fpw_weights must be 'dataset', 'paper' or three positive numbers [body, face, hands], "
+     "got [1, -1.17, 1.18]"),
+    (["apw", "--set", "pretrain.fpw_weights=[1, 1.17, 1.18, 1]"],
+     "pretrain.fpw_weights must be 'dataset', 'paper' or three positive numbers [body, face, hands], "
+     "got [1, 1.17, 1.18, 1]"),
+    (["apw", "--set", "text2sign.text_encoder=/nonexistent/distilbert"],
+     "text2sign.text_encoder '/nonexistent/distilbert' is not a folder; expected 'learned' or a local Hugging Face"),
+    (["apw", "--set", "text2sign.text_encoder=tests"],
+     "text2sign.text_encoder 'tests' is not a local Hugging Face model folder with a tokenizer"),
     (["/tmp/apw"], "ablation '/tmp/apw': use letters, digits, _, - and . (not first), at most 64 characters"),
 ])
 def test_bad_input_is_one_line(args, message, tmp_path):

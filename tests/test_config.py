@@ -24,6 +24,32 @@ def test_paper_profile_has_the_papers_settings():
     assert cfg.text2sign.num_queries == 128 and cfg.sign2text.beam_size == 5 and cfg.pretrain.epochs == 50
 
 
+def test_the_new_keys_keep_the_small_profiles_and_give_the_paper_its_choices():
+    for name in ("debug", "demo", "default"):
+        cfg = load_profile(name)
+        assert (cfg.pretrain.fpw_weights, cfg.pretrain.weight_floor, cfg.pretrain.weight_norm) == ("dataset", 0.05, "body")
+        assert cfg.optim.warmup_cap == 0.1
+        assert (cfg.sign2text.label_smoothing, cfg.sign2text.tie_embeddings) == (0.1, True)
+        assert (cfg.text2sign.stride, cfg.text2sign.loss_reduction, cfg.text2sign.select_by) == (0, "mean", "last")
+    paper = load_profile("paper")
+    assert paper.pretrain.fpw_weights == "paper"
+    assert (paper.optim.warmup_steps, paper.optim.warmup_cap) == (10000, 1.0)  # the 10K steps, not capped
+    # Neither label smoothing nor tied embeddings is in the paper or Joint-SLT's configuration.
+    assert (paper.sign2text.label_smoothing, paper.sign2text.tie_embeddings) == (0.0, False)
+    from harness.builders import text2sign_stride
+    assert text2sign_stride(paper) == 15 == paper.pretrain.window  # section 4.2: the window
+    assert text2sign_stride(apply_overrides(paper, {"text2sign.stride": 5})) == 5
+    assert (paper.text2sign.loss_reduction, paper.text2sign.select_by) == ("sum", "dev_bt_bleu4")  # eq. 4-6, B.2
+
+
+def test_fpw_weights_accept_the_choices_and_three_numbers():
+    base = load_profile("debug")
+    assert apply_overrides(base, {"pretrain.fpw_weights": "paper"}).pretrain.fpw_weights == "paper"
+    cfg = apply_overrides(base, parse_set(["pretrain.fpw_weights=[1, 1.17, 1.18]"]))
+    assert cfg.pretrain.fpw_weights == (1.0, 1.17, 1.18)
+    assert apply_overrides(cfg, {}) == cfg  # the round trip through the nested dict form
+
+
 def test_override_changes_only_that_key():
     base = load_profile("debug")
     cfg = apply_overrides(base, {"pretrain.mask_ratio": 0.5})
@@ -49,6 +75,16 @@ def test_int_is_accepted_for_float():
     ({"embed.stride": 0}, "embed.stride must be >= 1, got 0"),
     ({"pretrain": 3}, "pretrain must be a mapping"),
     ({"pretrain.dim": 30}, "pretrain.dim must be divisible by pretrain.heads"),
+    ({"pretrain.fpw_weights": "banana"}, "pretrain.fpw_weights must be 'dataset', 'paper' or three positive "
+                                         "numbers [body, face, hands], got 'banana' (ablations/apw.yaml)"),
+    ({"pretrain.fpw_weights": [1, 0, 1]}, "pretrain.fpw_weights must be 'dataset', 'paper' or three positive"),
+    ({"pretrain.fpw_weights": [1, True, 1]}, "pretrain.fpw_weights must be"),
+    ({"pretrain.weight_floor": 0}, "pretrain.weight_floor must be in (0, 1], got 0"),
+    ({"pretrain.weight_norm": "max"}, "pretrain.weight_norm must be one of 'body' | 'mean' | 'none', got 'max'"),
+    ({"optim.warmup_cap": 0}, "optim.warmup_cap must be in (0, 1], got 0"),
+    ({"text2sign.stride": 16}, "text2sign.stride must be <= pretrain.window (15), got 16"),
+    ({"text2sign.loss_reduction": "max"}, "text2sign.loss_reduction must be one of 'mean' | 'sum'"),
+    ({"text2sign.select_by": "dev_loss"}, "text2sign.select_by must be one of 'last' | 'dev_bt_bleu4'"),
 ])
 def test_bad_values_name_the_key_and_file(overrides, message):
     with pytest.raises(ConfigError) as err:

@@ -93,6 +93,21 @@ def test_schedule_warms_up_linearly_then_decays_by_cosine_to_the_floor():
     assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))  # monotone after the warmup
 
 
+def test_warmup_cap_default_is_the_old_ten_percent_rule_and_one_lets_the_warmup_run():
+    from harness.loop import warmup_length
+
+    def old(ws, total):  # the rule before optim.warmup_cap existed
+        return min(ws, max(total // 10, 1)) if total < 10 * ws else ws
+
+    for ws in (0, 1, 4, 7, 10, 100, 333):
+        for total in range(1, 4000, 7):
+            assert warmup_length(OptimConfig(warmup_steps=ws), total) == old(ws, total), (ws, total)
+    assert warmup_length(OptimConfig(warmup_steps=10000, warmup_cap=1.0), 30000) == 10000  # the paper's 10K
+    assert warmup_length(OptimConfig(warmup_steps=10000, warmup_cap=1.0), 5550) == 5550  # a shorter stage: all of it
+    assert warmup_length(OptimConfig(warmup_steps=10000, warmup_cap=0.5), 5550) == 2775
+    assert warmup_length(OptimConfig(warmup_steps=100, warmup_cap=0.29), 100) == 29  # 0.29 * 100 is 28.999999999999996
+
+
 def test_gradients_are_clipped_to_the_configured_norm():
     model = Line()
     seen: list[float] = []

@@ -228,6 +228,20 @@ def test_weights_text_names_each_variants_weights_and_equal_ones():
     assert lines[1] == ("**none and fpw trained with the same weights on this data: their rows differ only by "
                         "nondeterminism.**")
     assert weights_text({"none": [{}]}) == []
+    assert "(body = 1; median" in lines[0]
+
+
+def test_weights_text_names_the_body_where_it_does_not_weigh_one():
+    """pretrain.weight_norm other than body, or three given FPW numbers: the body is named too, and
+    variants equal in face and hands but not in body are not called equal."""
+    from harness.reading import weights_text
+
+    ones = {f"pretrain/w_{g}_{q}": 1.0 for g in ("face", "hands") for q in ("q25", "q50", "q75")}
+    heavy_body = {**ones, **{f"pretrain/w_body_{q}": 2.0 for q in ("q25", "q50", "q75")}}
+    lines = weights_text({"none": [ones], "fpw_given": [heavy_body]})
+    assert "(body = 1 unless stated; median" in lines[0]
+    assert "fpw_given: body 2.00, face 1.00, hands 1.00" in lines[0] and "none: face 1.00, hands 1.00" in lines[0]
+    assert len(lines) == 1  # not the same weights
 
 
 def test_headline_metrics_name_task_split_variant_and_direction():

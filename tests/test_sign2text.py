@@ -248,3 +248,16 @@ def test_memorizes_eight_sentences_greedy_and_beam():
 
     as_text = lambda ids: [" ".join(f"w{t}" for t in s) for s in ids]  # noqa: E731
     assert bleu(as_text(beam), as_text(sentences))["bleu4"] == pytest.approx(100.0)
+
+
+def test_label_smoothing_and_tied_embeddings_follow_the_config():
+    """sign2text.label_smoothing and sign2text.tie_embeddings reach the model (the paper profile: 0 and untied)."""
+    from harness.builders import build_sign2text
+    from harness.config import load_profile
+    from harness.data.datasets import Vocabulary
+    vocab = Vocabulary([*Vocabulary.SPECIALS, "a", "b", "c"])
+    small = build_sign2text(load_profile("debug"), 8, vocab)
+    assert small.label_smoothing == 0.1 and small.out_proj.weight is small.tgt_embed.weight
+    paper = build_sign2text(load_profile("paper"), 8, vocab)
+    assert paper.label_smoothing == 0.0 and paper.out_proj.weight is not paper.tgt_embed.weight
+    assert not torch.equal(paper.out_proj.weight, paper.tgt_embed.weight)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from models.text2sign import LengthRegulator, TextToSign, leading_count, t2s_loss
+from models.text2sign import LengthRegulator, TextToSign, leading_count, overlap_mean, t2s_loss
 from models.transformer import TransformerSpec, pad_batch
 
 PAD = 0
@@ -40,6 +40,33 @@ def test_t2s_loss_exact_values():
     # mean over valid positions: two valid positions with errors 2 and 0 -> 1
     both = t2s_loss(z_hat, torch.zeros(1, 2), torch.tensor([[[1.0, 1.0], [0.0, 0.0]]]), torch.tensor([[True, True]]))
     assert both.metrics["loss_repr"].item() == pytest.approx(1.0)
+
+
+def test_t2s_loss_as_printed_sums_per_sentence():
+    # Two sentences, Q = 3: errors 2 and 8 at the first's two valid positions, 4 at the second's one.
+    z_hat = torch.zeros(2, 3, 2)
+    z_target = torch.tensor([[[1.0, 1.0], [2.0, 2.0], [9.0, 9.0]], [[0.0, 2.0], [9.0, 9.0], [9.0, 9.0]]])
+    valid = torch.tensor([[True, True, False], [True, False, False]])
+    total = t2s_loss(z_hat, torch.zeros(2, 3), z_target, valid, "sum")
+    assert total.metrics["loss_repr"].item() == pytest.approx((2 + 8 + 4) / 2)  # eq. 4 per sentence, batch mean
+    assert total.metrics["loss_len"].item() == pytest.approx(3 * math.log(2))  # eq. 5 summed over the 3 queries
+    mean = t2s_loss(z_hat, torch.zeros(2, 3), z_target, valid, "mean")
+    assert mean.metrics["loss_repr"].item() == pytest.approx((2 + 8 + 4) / 3)
+    assert mean.metrics["loss_len"].item() == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="reduction"):
+        t2s_loss(z_hat, torch.zeros(2, 3), z_target, valid, "max")
+    model = tiny(reduction="sum")
+    assert model.reduction == "sum"
+
+
+def test_overlapping_segments_are_averaged():
+    segs = torch.tensor([[0.0, 0.0, 0.0], [3.0, 3.0, 3.0], [6.0, 6.0, 6.0]])[..., None, None]  # (3, w=3, 1, 1)
+    assert overlap_mean(segs, 3).flatten().tolist() == [0, 0, 0, 3, 3, 3, 6, 6, 6]  # stride = window: concatenated
+    # stride 2: frames 0-2, 2-4, 4-6; frames 2 and 4 are covered twice
+    assert overlap_mean(segs, 2).flatten().tolist() == [0, 0, 1.5, 3, 4.5, 6, 6]
+    assert overlap_mean(segs, 1).flatten().tolist() == [0, 1.5, 3, 4.5, 6]  # (0 + 3 + 6) / 3 in the middle
+    with pytest.raises(ValueError, match="stride"):
+        overlap_mean(segs, 4)
 
 
 def test_leading_count():
@@ -105,7 +132,7 @@ def test_missing_hugging_face_directory_raises_value_error():
 
 
 def test_local_hugging_face_encoder(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    import transformers  # the [hf] extra, which the [test] extra includes: this test never skips
     config = transformers.DistilBertConfig(vocab_size=30, dim=32, n_layers=1, n_heads=2, hidden_dim=64,
                                            max_position_embeddings=64, pad_token_id=PAD)
     transformers.DistilBertModel(config).save_pretrained(tmp_path)  # a local directory, no download
@@ -148,6 +175,9 @@ def test_generate_decodes_the_valid_prefix_in_order():
     force_lengths(model, [-9] * 6)
     assert model.predicted_lengths(tokens).tolist() == [1, 1]
     assert [x.shape[0] for x in model.generate(tokens, decode)] == [3, 3]
+    # text2sign.stride below the window: n = 3 segments of 3 frames every 2 frames -> 7 frames
+    force_lengths(model, [9, 9, 9, -9, -9, -9])
+    assert [x.shape[0] for x in model.generate(tokens, decode, stride=2)] == [7, 7]
     # a stricter threshold: p = sigmoid(1) = 0.73 passes 0.5 but not 0.8
     force_lengths(model, [9, 1, -9, -9, -9, -9])
     assert model.predicted_lengths(tokens, threshold=0.5).tolist() == [2, 2]

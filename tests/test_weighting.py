@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.config import apply_overrides, load_profile
 from models.layout import CANONICAL
 from models.weighting import (
     PAPER_FPW,
@@ -24,9 +25,11 @@ from models.weighting import (
     eq1_raw_weights,
     fpw_part_weights,
     fpw_weights,
+    group_weights,
     loss_weights,
     part_variances,
     point_variances,
+    summarize,
     usable_weights,
 )
 
@@ -185,11 +188,46 @@ def test_pretrain_stage_anchors_each_hand_on_its_own_wrist():
     var, _ = part_variances(x, mask, parts, CANONICAL.left_wrist, CANONICAL.right_wrist)
     s_b, s_nf, s_rh = (float(v) for v in var[0])
     assert s_rh == pytest.approx(0.0, abs=1e-10) and s_nf > s_b > 0
-    w = stage_weights("apw", x, mask, None).points[0]
+    cfg = load_profile("default")
+    assert cfg.pretrain.weighting == "apw" and cfg.pretrain.weight_floor == DEFAULT_FLOOR
+    w = stage_weights(cfg, x, mask, None).points[0]
     w_b = (s_nf - s_b) / (s_b + s_nf)
     assert float(w[parts["face"][0]]) == pytest.approx(DEFAULT_FLOOR / w_b, rel=1e-4)
     assert float(w[parts["left_hand"][0]]) == pytest.approx((s_nf / (s_b + s_nf)) / w_b, rel=1e-4)
     assert float(w[parts["body"][0]]) == 1.0
+    # The floor and the normalisation are the config's (pretrain.weight_floor, pretrain.weight_norm).
+    floor = stage_weights(apply_overrides(cfg, {"pretrain.weight_floor": 0.1}), x, mask, None).points[0]
+    assert float(floor[parts["face"][0]]) == pytest.approx(0.1 / w_b, rel=1e-4)
+    raw = stage_weights(apply_overrides(cfg, {"pretrain.weight_norm": "none"}), x, mask, None).points[0]
+    assert float(raw[parts["body"][0]]) == pytest.approx(w_b, rel=1e-4)
+    assert float(raw[parts["face"][0]]) == pytest.approx(DEFAULT_FLOOR, rel=1e-4)
+
+
+def test_the_normalisations_of_eq1():
+    # b : nf : rh = 1 : 2 : 3, S = 6: raw w^b = (2 + 3 - 1) / 6, w^nf = 3 / 6, w^rh = 2 / 6.
+    var, present = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([True, True, True])
+    raw = torch.tensor([4 / 6, 3 / 6, 2 / 6])
+    assert torch.allclose(usable_weights(var, present, 0.05, "none"), raw)
+    assert torch.allclose(usable_weights(var, present, 0.05, "body"), raw / raw[0])
+    assert torch.allclose(usable_weights(var, present, 0.05, "mean"), raw / raw.mean())
+    assert float(usable_weights(var, present, 0.05, "mean").mean()) == pytest.approx(1.0)
+    # The floor applies before normalising: w^b = (2 + 3 - 10) / 15 < 0 -> 0.2, w^nf = 3 / 15, w^rh = 2 / 15.
+    dominant = torch.tensor([10.0, 2.0, 3.0])
+    assert torch.allclose(usable_weights(dominant, present, 0.2, "none"), torch.tensor([0.2, 0.2, 0.2]))
+    assert torch.allclose(usable_weights(dominant, present, 0.1, "mean"),
+                          torch.tensor([0.1, 0.2, 2 / 15]) / torch.tensor([0.1, 0.2, 2 / 15]).mean())
+    # Degenerate (no face): uniform, whatever the normalisation.
+    assert usable_weights(var, torch.tensor([True, False, True]), 0.05, "mean").tolist() == [1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="normalise"):
+        usable_weights(var, present, 0.05, "max")
+
+
+def test_summaries_name_the_body_only_where_it_does_not_weigh_one():
+    seg, mask = torch.randn(4, 15, CANONICAL.num_points, 2), torch.ones(4, 15, CANONICAL.num_points, dtype=torch.bool)
+    args = (seg, mask, CANONICAL.parts, CANONICAL.left_wrist, CANONICAL.right_wrist)
+    assert "body_q50" not in summarize([group_weights("apw", *args)])
+    stats = summarize([group_weights("apw", *args, normalise="mean")])
+    assert "body_q50" in stats and stats["body_mean"] != 1.0
 
 
 def test_group_weights_and_their_summary():
@@ -213,3 +251,29 @@ def test_group_weights_and_their_summary():
     assert group_weights("none", x, mask, PARTS, LW, RW).points.tolist() == [[1.0] * 8]
     with pytest.raises(ValueError, match="unknown weighting"):
         group_weights("adaptive", x, mask, PARTS, LW, RW)
+
+
+def test_the_pretrain_stage_takes_fpw_weights_from_the_config():
+    """pretrain.fpw_weights: eq. 1 on the segments' pooled variances, the paper's, or given numbers;
+    a group the data lacks weighs 0 in every case (what the logged weights then say)."""
+    from harness.stages.pretrain import fpw_part_weights as stage_fpw
+    from harness.stages.pretrain import loss_weights as stage_weights
+    g = torch.Generator().manual_seed(1)
+    segs = torch.randn(6, 15, CANONICAL.num_points, 2, generator=g)
+    masks = torch.ones(6, 15, CANONICAL.num_points, dtype=torch.bool)
+    cfg = apply_overrides(load_profile("default"), {"pretrain.weighting": "fpw"})
+    assert cfg.pretrain.fpw_weights == "dataset"
+    assert stage_fpw(cfg, segs, masks) == fpw_part_weights([(segs, masks)], CANONICAL.parts, CANONICAL.left_wrist,
+                                                           CANONICAL.right_wrist)
+    paper = apply_overrides(cfg, {"pretrain.fpw_weights": "paper"})
+    assert stage_fpw(paper, segs, masks) == PAPER_FPW
+    given = apply_overrides(cfg, {"pretrain.fpw_weights": [2, 0.5, 3]})
+    assert stage_fpw(given, segs, masks) == {"body": 2.0, "face": 0.5, "hands": 3.0}
+    no_face = masks.clone()
+    no_face[:, :, list(CANONICAL.parts["face"])] = False
+    assert stage_fpw(paper, segs, no_face) == {"body": 1.0, "face": 0.0, "hands": 1.18}
+    # What the batches are weighted with, and so what summarize logs, is that dict.
+    w = stage_weights(given, segs, masks, stage_fpw(given, segs, masks))
+    assert w.groups[0].tolist() == [2.0, 0.5, 3.0]
+    stats = summarize([w])
+    assert (stats["body_q50"], stats["face_q50"], stats["hands_q50"]) == (2.0, 0.5, 3.0)

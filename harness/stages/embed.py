@@ -1,8 +1,9 @@
 """The embed stage (section 3.4): every sequence cut into sliding windows, each through the frozen
 SignMAE encoder: Z, N = floor((T - w) / s) + 1 gloss-level representations per sequence.
 
-Sign-to-text reads Z at `embed.stride`; text-to-sign learns to produce Z at stride = window
-(non-overlapping segments that its frozen decoder renders back to frames, section 4.2). The two are
+Sign-to-text reads Z at `embed.stride`; text-to-sign learns to produce Z at `text2sign.stride`
+(by default the window: non-overlapping segments that its frozen decoder renders back to frames,
+section 4.2). The two are
 the same computation with another stride, so both are entries of one cache folder.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.builders import text2sign_stride
 from harness.config import ExperimentConfig
 from harness.data.datasets import sliding_windows
 from harness.io import load_torch, save_torch
@@ -63,9 +65,5 @@ def sign2text_stride(cfg: ExperimentConfig) -> int:
     return cfg.embed.stride
 
 
-def text2sign_stride(cfg: ExperimentConfig) -> int:
-    return cfg.pretrain.window  # non-overlapping segments (section 4.2)
-
-
 EMBED = _stage("embed", sign2text_stride)
-EMBED_T2S = _stage("embed_t2s", text2sign_stride)
+EMBED_T2S = _stage("embed_t2s", text2sign_stride)  # text2sign.stride, 0 meaning the window

@@ -1,7 +1,8 @@
 """The pretrain stage: SignMAE on random segments of the training sequences (sections 3.2-3.3, B.2).
 
 The reconstruction loss is weighted per point by `pretrain.weighting` (eq. 1-2): `none`, `fpw`
-(eq. 1 applied once to training-set statistics) or `apw` (eq. 1 per segment). Downstream stages
+(fixed per part: eq. 1 once on training-set statistics, or `pretrain.fpw_weights`) or `apw` (eq. 1
+per segment). Downstream stages
 receive the model frozen (section 3.4: its encoder gives Z, its decoder renders text-to-sign).
 """
 
@@ -62,11 +63,27 @@ def training_sequences(ctx: StageContext) -> list[SignSequence]:
     return seqs
 
 
-def loss_weights(name: str, seg: torch.Tensor, pmask: torch.Tensor, fixed: dict[str, float] | None):
+def loss_weights(cfg: ExperimentConfig, seg: torch.Tensor, pmask: torch.Tensor, fixed: dict[str, float] | None):
     """Eq. 2's weights of a batch on the canonical layout, (B, w, V, C), (B, w, V) -> GroupWeights
     (per point (B, V), per group (B, 3), and where eq. 1 was floored or degenerate)."""
     from models import weighting
-    return weighting.group_weights(name, seg, pmask, CANONICAL.parts, *WRISTS, fixed)
+    p = cfg.pretrain
+    return weighting.group_weights(p.weighting, seg, pmask, CANONICAL.parts, *WRISTS, fixed, floor=p.weight_floor,
+                                   normalise=p.weight_norm)
+
+
+def fpw_part_weights(cfg: ExperimentConfig, segs: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
+    """FPW's {group: weight} under `pretrain.fpw_weights`, from the training segments (S, w, V, C),
+    (S, w, V): eq. 1 on their pooled variances ("dataset"), or the paper's or the given numbers. A group
+    these segments lack gets 0, whatever was asked: its points never enter the loss, and the logged
+    weights say what was trained with."""
+    from models import weighting
+    p = cfg.pretrain
+    variances = weighting.dataset_part_variances([(segs, masks)], CANONICAL.parts, *WRISTS)
+    if p.fpw_weights == "dataset":
+        return weighting.fpw_part_weights(variances, floor=p.weight_floor, normalise=p.weight_norm)
+    given = weighting.PAPER_FPW if p.fpw_weights == "paper" else dict(zip(weighting.GROUPS, p.fpw_weights))
+    return {g: (float(given[g]) if variances[g] is not None else 0.0) for g in weighting.GROUPS}
 
 
 def run(ctx: StageContext) -> dict:
@@ -75,7 +92,6 @@ def run(ctx: StageContext) -> dict:
     cfg, rt = ctx.cfg, ctx.runtime
     prepared = ctx.inputs["prepare"]
     seqs = training_sequences(ctx)
-    parts = CANONICAL.parts
     seed_everything(cfg.seed, rt.rank)
     dataset = SegmentDataset(seqs, cfg.pretrain.window, cfg.pretrain.segments_per_sequence, cfg.seed)
     # One segment per training sequence: the statistics FPW and the decoder's reference pose use.
@@ -85,8 +101,8 @@ def run(ctx: StageContext) -> dict:
     model = build_signmae(cfg, prepared.num_coords, mean_pose([(segs, masks)]))
     fixed = None
     if cfg.pretrain.weighting == "fpw":
-        # FPW: eq. 1 applied once to training-set statistics (a fixed weight per part).
-        fixed = weighting.fpw_part_weights([(segs, masks)], parts, *WRISTS)
+        # FPW: a fixed weight per part (eq. 1 once on training-set statistics, or given).
+        fixed = fpw_part_weights(cfg, segs, masks)
         rt.say(f"pretrain: FPW part weights {json.dumps({k: round(float(v), 3) for k, v in fixed.items()})}")
     bs = cfg.optim.batch_size
 
@@ -97,7 +113,7 @@ def run(ctx: StageContext) -> dict:
             items = [dataset[j] for j in order[i:i + bs]]
             seg = torch.stack([a for a, _ in items]).to(rt.device)  # (B, w, V, C)
             pmask = torch.stack([b for _, b in items]).to(rt.device)  # (B, w, V)
-            w = loss_weights(cfg.pretrain.weighting, seg, pmask, fixed)
+            w = loss_weights(cfg, seg, pmask, fixed)
             seen.append(w)
             yield seg, pmask, w.points  # w.points: (B, V)
 

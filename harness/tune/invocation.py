@@ -114,7 +114,11 @@ class Invocation:
                               f"{self.tracking_uri}; pass --tracking-uri {st.get('tracking_uri')}")
 
     def check_data(self, checks: list[tuple[ExperimentConfig, int]]) -> None:
-        """Prepare each distinct data config once and check each window against it."""
+        """Prepare each distinct data config once and check each window against it, and each Hugging
+        Face text encoder (before anything trains: the stage would find it only after pretraining)."""
+        from harness.stages.text2sign import text_tokenizer
+        for path in sorted({cfg.text2sign.text_encoder for cfg, _ in checks} - {"learned"}):
+            text_tokenizer(path)
         corpora: dict[str, Any] = {}
         for cfg, window in checks:
             ident = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True)
