@@ -78,6 +78,28 @@ These need a Ray session, a trained stage or a second process, so they are not i
 | every sequence lacks its shoulders (nothing to normalize by) | `error: the train split has no usable sequences after preprocessing (run `python -m harness.inspect_data SOURCE` to see why)` |
 | a local Ray that does not come up (machine overloaded) | one retry, then `error: a local Ray did not start within Ray's 30 s, twice (is the machine overloaded?); try again, or pass --address of a running cluster` |
 
+## Real keypoint files (`tests/test_real_world_quirks.py`)
+
+Broken or mislabelled data files, through `python -m harness.inspect_data` (the same lines reach `run_ablation.py`). `tests/test_real_world_quirks.py` asserts the text of the rows up to the table that names no file, `tests/test_ablation_cli.py` the two text-encoder rows; the four rows between (dims 3 on a 2D source, the FPS column, a repeated frame number, inspect's `--set`) were printed by running the command and are not yet pinned by a test. `DIR` is the test's folder.
+
+| input | user sees |
+|---|---|
+| a truncated `.pose` file (v0.1 header) | `error: DIR/trunc/cut.pose: truncated .pose file: the header promises 40 frames (31360 bytes) but 15268 bytes follow the header (19.47 frames); expected the whole file` |
+| a `.pose` coordinate that is infinite | `error: DIR/inf/inf.pose, frame 1: coordinate inf overflows float32 or is absurdly large; expected \|value\| <= 1e+06` |
+| a `.pose` coordinate of 3e30 | `error: DIR/big/big.pose, frame 1: coordinate 3e+30 overflows float32 or is absurdly large; expected \|value\| <= 1e+06` |
+| an OpenPose coordinate of 1e39 | `error: DIR/op/s1/s1_000000000001_keypoints.json: people[0].hand_left_keypoints_2d point 0 has coordinate [1e+39, 201.0] that overflows float32 or is absurdly large; expected \|value\| <= 1e+06` |
+| a `.skels` line that lost a value (its counter column shifts) | `error: DIR/pt/test.skels, line 1, frame 0: counter value 2; expected 0/3 = 0.0000 (value 151 of the frame): a value was lost or added before it` |
+| `.pose` files without a sentence table | `error: DIR/notable: no sentence table for 2 .pose file(s); expected one .tsv/.csv with SENTENCE_NAME and SENTENCE columns beside them, or set data.unlabelled: true to keep them unlabelled for pretraining only` |
+| a sentence table that names none of the files | `error: DIR/notable/t.tsv: none of its 1 SENTENCE_NAME values matches the 2 .pose file(s) (first .pose file: 'a'); expected SENTENCE_NAME = the .pose file name, or set data.unlabelled: true to keep them unlabelled for pretraining only` |
+| a file without a row in the table | `error: DIR/notable/t.tsv: no row for 1 of 2 .pose file(s) (first: 'b'); expected a SENTENCE_NAME row for each, or set data.unlabelled: true to keep them unlabelled for pretraining only` |
+| `data.dims=3` on MediaPipe (relative depth) | `error: DIR/mp3/mp.pose: data.dims is 3 but its z is mediapipe's relative depth, not in x/y's units, and the file does not record its scale; expected data.dims 2 or source (z dropped)` |
+| `data.dims=3` on a 2D source | `error: DIR/op3/s1: data.dims is 3 but the source has 2 coordinates (x, y); expected data.dims 2 or source` |
+| an `FPS` column that is not a number | `error: DIR/op4/s1: FPS 'fast' in the sentence table; expected a number` |
+| two OpenPose files with one frame number | `error: DIR/dup/s1/s1_01.json: frame number 1 again (first: s1_1.json); expected one file per frame` |
+| `inspect --set pretrain.window=...` | `error: --set pretrain.window: inspect reads only data.* settings; expected data.KEY=VALUE` |
+| `--set text2sign.text_encoder=/nonexistent/distilbert` (`tests/test_text2sign_stage.py`) | `error: text2sign.text_encoder '/nonexistent/distilbert' is not a folder; expected 'learned' or a local Hugging Face model folder (saved with save_pretrained)`, before anything trains |
+| `--set text2sign.text_encoder=tests` (a folder without a model) | ``error: text2sign.text_encoder 'tests' is not a local Hugging Face model folder with a tokenizer (Unrecognized model in tests. Should have a `model_type` key in its config.json.)``, before anything trains |
+
 ## Faults at run time (`tests/test_faults.py`)
 
 | fault | user sees |

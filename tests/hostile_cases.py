@@ -147,8 +147,6 @@ _SETS = [
     ("pretrain.weight_floor=0", "pretrain.weight_floor must be in (0, 1], got 0.0 (--set)"),
     ("optim.warmup_cap=1.5", "optim.warmup_cap must be in (0, 1], got 1.5 (--set)"),
     ("text2sign.stride=16", "text2sign.stride must be <= pretrain.window (15), got 16 (--set)"),
-    ("text2sign.text_encoder=/nonexistent/distilbert",
-     "text2sign.text_encoder '/nonexistent/distilbert' is not a folder; expected 'learned' or a local Hugging Face"),
     ("pretrain.nope=1", "unknown key pretrain.nope; valid keys here: window,"),
     ("nope=1", "unknown key nope"),
     ("optim.lrr=1e-3", "unknown key optim.lrr"),
