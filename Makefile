@@ -27,6 +27,7 @@ test: $(STAMP)
 clean:
 	rm -rf $(VENV) results
 
-# The MLflow UI of ./results on 127.0.0.1:5000 (an experiment's runs: http://127.0.0.1:5000/#/experiments/ID).
+# The MLflow UI of ./results on 127.0.0.1:5000; the URL of an experiment's runs table is the one a run prints.
 mlflow: $(STAMP)
+	@echo "An experiment's runs: http://127.0.0.1:5000/#/experiments/ID/runs?workflowType=machine_learning&viewStateShareKey=harness-runs"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000
