@@ -246,3 +246,23 @@ def test_an_experiment_opens_on_its_runs_and_carries_its_description(tmp_path):
     assert tags[tracking.DESCRIPTION_TAG] == "**Does APW help?**"
     assert tracking.ensure_experiment(uri, "ablation-apw") == exp_id  # again, without a description: kept
     assert mlflow_client(uri).get_experiment(exp_id).tags[tracking.DESCRIPTION_TAG] == "**Does APW help?**"
+
+
+def test_the_runs_view_url_names_the_workflow_and_the_harness_columns(tmp_path):
+    from harness.cli import mlflow_hint
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp_id = tracking.ensure_experiment(uri, "ablation-apw", tmp_path / "artifacts")
+    tag = "mlflow.sharedViewState.harness-runs"
+    # The view exists from the start (an unknown share key is an error page in the UI), without extra columns.
+    assert json.loads(mlflow_client(uri).get_experiment(exp_id).tags[tag])["selectedColumns"] == []
+    tracking.set_runs_view(uri, exp_id, ["sign2text.test_bleu4.none.mean", "sign2text.test_bleu4.apw.mean"])
+    view = json.loads(mlflow_client(uri).get_experiment(exp_id).tags[tag])
+    cols = ["metrics.`sign2text.test_bleu4.none.mean`", "metrics.`sign2text.test_bleu4.apw.mean`"]
+    assert view["selectedColumns"] == cols and view["columnOrder"][-2:] == cols
+    assert view["columnWidths"] == {cols[0]: 30 + 6 * 30, cols[1]: 30 + 6 * 29}
+    tracking.ensure_experiment(uri, "ablation-apw")  # again: the columns stay
+    assert json.loads(mlflow_client(uri).get_experiment(exp_id).tags[tag]) == view
+    runs = f"/#/experiments/{exp_id}/runs?workflowType=machine_learning&viewStateShareKey=harness-runs"
+    assert tracking.runs_view_url("http://h:5000/", exp_id) == f"http://h:5000{runs}"
+    assert mlflow_hint("http://h:5000", exp_id) == f"Compare in MLflow:  open http://h:5000{runs}"
+    assert mlflow_hint(uri, exp_id).endswith(f"--host 127.0.0.1 --port 5000  then open http://127.0.0.1:5000{runs}")
