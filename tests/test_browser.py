@@ -6,7 +6,8 @@ websocket client. MLflow 3's UI is a React app: every check polls `document.body
 the page has rendered what it looks for. Checked: the URL a run prints opens on the runs table (not
 the GenAI overview) with the parent run's headline metric per variant as columns; the parent run's
 description holds the table; the compare view of the trials shows the varied parameter with each
-trial's value and the comparable dev reconstruction error of each. Screenshots go to the test's
+trial's value, the comparable dev reconstruction error of each, which stages each trained, and
+their sample translations (an MLflow table) side by side. Screenshots go to the test's
 temporary folder and, when UNIGLOR_SCREENSHOT_DIR is set, the runs table also to
 $UNIGLOR_SCREENSHOT_DIR/mlflow-runs.png (the README's screenshot: docs/).
 """
@@ -90,9 +91,13 @@ class Chromium:
         return r["result"].get("value")
 
     async def open(self, url: str, until, timeout_s: float = 90.0) -> str:
-        """Navigate to url; the page's text once until(text) holds (an AssertionError naming what
-        the page showed if it never does)."""
+        """Navigate to url; the page's text once until(text) holds."""
         await self.send("Page.navigate", url=url)
+        return await self.wait(until, timeout_s, url)
+
+    async def wait(self, until, timeout_s: float = 90.0, where: str = "the page") -> str:
+        """The page's text once until(text) holds (an AssertionError naming what the page showed
+        if it never does)."""
         deadline = time.time() + timeout_s
         text = ""
         while time.time() < deadline:
@@ -100,7 +105,7 @@ class Chromium:
             if until(text):
                 return text
             await asyncio.sleep(0.5)
-        raise AssertionError(f"{url} did not show what was expected within {timeout_s:.0f} s; it showed:\n"
+        raise AssertionError(f"{where} did not show what was expected within {timeout_s:.0f} s; it showed:\n"
                              f"{text[:3000]}")
 
     async def screenshot(self, *paths: Path) -> None:
@@ -204,6 +209,17 @@ def test_the_ui_shows_the_winner_the_table_and_the_comparison(logged, tmp_path):
                 shown = [float(v) for v in row[1:]]
                 logged_values = [t.data.metrics["pretrain/dev_recon_mpjpe"] for t in trials]
                 assert all(math.isclose(s, v, abs_tol=1e-3) for s, v in zip(shown, logged_values)), (shown, logged_values)
+                assert re.search(r"^stage\.pretrain\.cached\tfalse\tfalse$", text, re.M)  # each trained its own
+                # ... and the sample translations of both trials side by side.
+                assert await b.evaluate("""(() => { const nodes = document.querySelectorAll(
+                    '[data-testid="artifact-tree-node"][artifact-name="translations.json"]');
+                    nodes.forEach(n => n.click()); return nodes.length; })()""") >= 1
+                text = await b.wait(lambda t: t.count('"sentence_bleu4"') == 2, where="the compare view's artifacts")
+                await b.screenshot(tmp_path / "compare-translations.png")
+                for trial in trials:
+                    table = json.loads(Path(client.download_artifacts(trial.info.run_id, "translations.json",
+                                                                      str(tmp_path))).read_text())
+                    assert table["data"][0][1] in text  # a reference of each trial, as logged
         finally:
             browser.close()
 
