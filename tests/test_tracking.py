@@ -273,3 +273,5 @@ def test_the_runs_view_url_names_the_workflow_and_the_harness_columns(tmp_path):
     assert tracking.runs_view_url("http://h:5000/", exp_id) == f"http://h:5000{runs}"
     assert mlflow_hint("http://h:5000", exp_id) == f"Compare in MLflow:  open http://h:5000{runs}"
     assert mlflow_hint(uri, exp_id).endswith(f"--host 127.0.0.1 --port 5000  then open http://127.0.0.1:5000{runs}")
+    mlflow_client(uri).create_experiment("made elsewhere")  # no harness view: not listed
+    assert tracking.runs_views(uri, "http://h:5000") == [f"ablation-apw:  http://h:5000{runs}"]

@@ -25,6 +25,7 @@ from harness.tracking.runs import (
     resume_parent,
     run_status,
     runs_view_url,
+    runs_views,
     set_runs_view,
     set_tags,
     set_terminated,
@@ -48,5 +49,5 @@ __all__ = [
     "default_tracking_uri", "limit_http_retries", "check_reachable", "quiet_logging",
     "ensure_experiment", "start_parent", "resume_parent", "find_trial_run", "trial_run", "close_dangling",
     "run_status", "log_params", "log_metrics", "set_tags", "set_terminated", "log_dict", "log_text",
-    "log_artifact", "log_table", "runs_view_url", "set_runs_view",
+    "log_artifact", "log_table", "runs_view_url", "runs_views", "set_runs_view",
 ]

@@ -64,6 +64,13 @@ def runs_view_url(base: str, experiment_id: str) -> str:
             f"?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}")
 
 
+def runs_views(uri: str, base: str) -> list[str]:
+    """One line per experiment of the store that has the harness's runs view: its name and the URL
+    of its runs table in the UI at base (what `make mlflow` prints)."""
+    experiments = mlflow_client(uri).search_experiments(max_results=1000)
+    return [f"{e.name}:  {runs_view_url(base, e.experiment_id)}" for e in experiments if RUNS_VIEW_TAG in e.tags]
+
+
 def set_runs_view(uri: str, experiment_id: str, metrics: Iterable[str]) -> None:
     """Make the runs table of runs_view_url show these metric columns, in this order, each wide
     enough for its whole name (the UI cuts a header at about 100 px otherwise)."""
