@@ -57,9 +57,9 @@ def read_checkpoint(folder: Path, say=lambda text: None) -> dict | None:
 def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, sample: dict | None, trial_dir: Path
                         ) -> None:
     """Which stages came from the cache (tags stage.NAME.cached: a cached stage's curves, if any, are
-    another trial's or an earlier attempt's),
-    sample translations as an MLflow table at the run's top level (the UI shows the runs' tables
-    side by side) and, for text-to-sign, a skeleton animation (generated vs ground truth)."""
+    another trial's or an earlier attempt's), sample translations as an MLflow table at the run's
+    top level (the UI's compare view shows the runs' tables side by side) and, for text-to-sign, a
+    skeleton animation (generated vs ground truth)."""
     from harness.metrics import sentence_bleu4
     from models.layout import CANONICAL
     # "false" too: a resumed trial's earlier attempt may have said otherwise
