@@ -27,6 +27,9 @@ test: $(STAMP)
 clean:
 	rm -rf $(VENV) results
 
-# The MLflow UI of ./results on 127.0.0.1:5000 (an experiment's runs: http://127.0.0.1:5000/#/experiments/ID).
+# The MLflow UI of ./results on 127.0.0.1:5000, after the URL of each experiment's runs table (as a run prints it).
 mlflow: $(STAMP)
+	@test ! -f results/mlflow.db || $(PY) -c 'import sys; from harness import tracking; \
+	print("Runs tables (open one):", *tracking.runs_views(sys.argv[1], "http://127.0.0.1:5000"), sep="\n  ")' \
+	sqlite:///$(CURDIR)/results/mlflow.db
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000

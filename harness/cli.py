@@ -88,13 +88,14 @@ def writing(results: Path, run: Callable[[], Any]) -> Any:
 
 def mlflow_hint(uri: str, experiment_id: str = "") -> str:
     """How to look at a run's MLflow store: the UI from this environment (its `mlflow`, on 127.0.0.1)
-    and the URL of the experiment's runs, or that URL on a tracking server."""
-    runs = f"/#/experiments/{experiment_id}" if experiment_id else ""
+    and the URL of the experiment's runs table, or that URL on a tracking server."""
+    from harness.tracking import runs_view_url
     if uri.startswith(("http://", "https://")):
-        return f"Compare in MLflow:  open {uri.rstrip('/')}{runs}"
+        return f"Compare in MLflow:  open {runs_view_url(uri, experiment_id) if experiment_id else uri}"
     mlflow = Path(sys.executable).parent / "mlflow"
+    base = "http://127.0.0.1:5000"
     return (f"Compare in MLflow:  {shlex.quote(str(mlflow))} ui --backend-store-uri {shlex.quote(uri)} --host 127.0.0.1 "
-            f"--port 5000  then open http://127.0.0.1:5000{runs}")
+            f"--port 5000  then open {runs_view_url(base, experiment_id) if experiment_id else base}")
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

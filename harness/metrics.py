@@ -39,6 +39,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+from sacrebleu import sentence_bleu
 from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 
@@ -83,6 +84,14 @@ def bleu(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
         f"bleu{n}": float(_bleu_metric(n).corpus_score(hyps_n, [refs_n]).score)
         for n in range(1, MAX_BLEU_ORDER + 1)
     }
+
+
+def sentence_bleu4(hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
+    """Each hypothesis' BLEU-4 (0-100) against its reference, to read samples side by side:
+    sacrebleu's sentence_bleu, on corpus BLEU's tokens, with its exp smoothing (unsmoothed, a
+    sentence without a 4-gram match scores 0 however close it is). Not a table metric."""
+    hyps_n, refs_n = _check_pair(hyps, refs)
+    return [float(sentence_bleu(h, [r], tokenize="none").score) for h, r in zip(hyps_n, refs_n)]
 
 
 def _lcs_length(a: list[str], b: list[str]) -> int:

@@ -81,7 +81,16 @@ def test_apw_table_and_mlflow(apw_run):
     assert trial["stages"]["pretrain"] == "computed"
     # the text-to-sign trial logged a skeleton animation
     runs = [r for r in mlflow_runs(results, "apw") if r.data.tags.get("variant") == "apw"]
-    assert "samples" in {a.path for a in _artifacts(results, runs[0].info.run_id)}
+    assert {"samples", "translations.json"} <= {a.path for a in _artifacts(results, runs[0].info.run_id)}
+    assert runs[0].data.tags["stage.pretrain.cached"] == "false"  # this trial trained it
+    # the sample translations: an MLflow table, both tasks, each sentence's BLEU-4
+    from mlflow.tracking import MlflowClient
+    path = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}").download_artifacts(
+        runs[0].info.run_id, "translations.json", str(results))
+    table = json.loads(Path(path).read_text())
+    assert table["columns"] == ["task", "reference", "hypothesis", "sentence_bleu4"]
+    assert {row[0] for row in table["data"]} == {"sign2text", "text2sign"}
+    assert all(0.0 <= row[3] <= 100.0 and row[1] for row in table["data"])
 
 
 def test_second_identical_run_trains_nothing(apw_run):
@@ -97,7 +106,14 @@ def test_second_identical_run_trains_nothing(apw_run):
         assert set(stages.values()) == {"cached"}, (path.name, stages)
     assert (results / "apw" / "table.csv").read_text() == first
     runs = mlflow_runs(results, "apw")
-    assert sum("mlflow.parentRunId" not in r.data.tags for r in runs) == 2  # one parent per invocation
+    parents = sorted((r for r in runs if "mlflow.parentRunId" not in r.data.tags), key=lambda r: r.info.start_time)
+    assert len(parents) == 2  # one parent per invocation
+    # the second invocation's trials say that every stage came from the cache (their curves are the first's)
+    again = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[1].info.run_id]
+    assert len(again) == 3
+    for run in again:
+        stage_tags = {k: v for k, v in run.data.tags.items() if k.startswith("stage.")}
+        assert "stage.pretrain.cached" in stage_tags and set(stage_tags.values()) == {"true"}, stage_tags
 
 
 def test_same_seeds_give_identical_tables(apw_run, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.metrics import bleu, dtw_mje, mpjpe, paired_bootstrap_bleu4, rouge_l, text_metrics
+from harness.metrics import bleu, dtw_mje, mpjpe, paired_bootstrap_bleu4, rouge_l, sentence_bleu4, text_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +34,17 @@ def test_bleu_two_sentences_exact():
     assert got["bleu2"] == pytest.approx(100 * bp * (1.0 * 5 / 6) ** (1 / 2), rel=1e-9)
     assert got["bleu3"] == pytest.approx(100 * bp * (1.0 * 5 / 6 * 3 / 4) ** (1 / 3), rel=1e-9)
     assert got["bleu4"] == pytest.approx(100 * bp * (1.0 * 5 / 6 * 3 / 4 * 1 / 2) ** (1 / 4), rel=1e-9)
+
+
+def test_sentence_bleu4_is_per_sentence_with_exp_smoothing():
+    # "a b c d" vs "a b x c d": p1 = 4/4, p2 = 2/3, p3 = 0/2 and p4 = 0/1 smoothed ('exp': the k-th
+    # order without a match counts 1 / 2^k of its n-grams): 1/(2*2), 1/(4*1); BP = exp(1 - 5/4).
+    # The second pair is the same sentence once normalized (case, spaces); the third shares nothing.
+    got = sentence_bleu4(["A b  c d", "The Cat", "x y"], ["a b x c d", "the cat", "a b"])
+    assert got[0] == pytest.approx(100 * math.exp(1 - 5 / 4) * (1 * 2 / 3 * 1 / 4 * 1 / 4) ** (1 / 4), rel=1e-9)
+    assert got[1] == pytest.approx(100.0) and got[2] == 0.0
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        sentence_bleu4(["a", "b"], ["a"])
 
 
 def test_bleu_no_matching_trigrams_is_unsmoothed_zero():

@@ -146,16 +146,18 @@ def test_safe_logger_queues_while_the_server_is_dead_and_replays_later(store, cl
     dead.log_artifact(tmp_path / "gen.gif", "samples")
     dead.log_text("a sentence", "samples/translations.txt")
     dead.log_dict({"stages": ["pretrain"]}, "stages.json")
+    dead.log_table([{"reference": "a b", "hypothesis": "a", "sentence_bleu4": 12.5}], "translations.json")
+    dead.set_tags({"stage.pretrain.cached": "true"})
     dead.set_terminated("FINISHED")
     assert time.monotonic() - start < 3  # one failed request, then queued without the network
-    assert dead.flush() == 24 and dead.pending_count == 24
+    assert dead.flush() == 26 and dead.pending_count == 26
     lines = (pending / f"pending-{run}.jsonl").read_text().splitlines()
-    assert len(lines) == 24 and json.loads(lines[0])["op"] == "metrics"
+    assert len(lines) == 26 and json.loads(lines[0])["op"] == "metrics"
     (tmp_path / "gen.gif").unlink()  # the queue kept its own copy
 
     # The store answers again (here: the same run through SQLite); a new logger replays the queue.
     alive = SafeLogger(uri, run, pending)
-    assert alive.pending_count == 24
+    assert alive.pending_count == 26
     assert alive.flush() == 0
     assert not (pending / f"pending-{run}.jsonl").exists()
     assert list(pending.iterdir()) == []  # copies removed after the upload
@@ -164,7 +166,12 @@ def test_safe_logger_queues_while_the_server_is_dead_and_replays_later(store, cl
     assert info.info.status == "FINISHED"
     assert sorted(a.path for a in client.list_artifacts(run, "samples")) == ["samples/gen.gif",
                                                                              "samples/translations.txt"]
-    assert "stages.json" in [a.path for a in client.list_artifacts(run)]
+    assert {"stages.json", "translations.json"} <= {a.path for a in client.list_artifacts(run)}
+    table = json.loads(Path(client.download_artifacts(run, "translations.json", str(tmp_path))).read_text())
+    assert table == {"columns": ["reference", "hypothesis", "sentence_bleu4"], "data": [["a b", "a", 12.5]]}
+    assert info.data.tags["stage.pretrain.cached"] == "true"
+    # log_table's tag: what the UI lists as the run's tables (to show them side by side)
+    assert json.loads(info.data.tags["mlflow.loggedArtifacts"]) == [{"path": "translations.json", "type": "table"}]
 
 
 def test_safe_logger_drops_what_the_store_rejects(store, tmp_path):
@@ -246,3 +253,25 @@ def test_an_experiment_opens_on_its_runs_and_carries_its_description(tmp_path):
     assert tags[tracking.DESCRIPTION_TAG] == "**Does APW help?**"
     assert tracking.ensure_experiment(uri, "ablation-apw") == exp_id  # again, without a description: kept
     assert mlflow_client(uri).get_experiment(exp_id).tags[tracking.DESCRIPTION_TAG] == "**Does APW help?**"
+
+
+def test_the_runs_view_url_names_the_workflow_and_the_harness_columns(tmp_path):
+    from harness.cli import mlflow_hint
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp_id = tracking.ensure_experiment(uri, "ablation-apw", tmp_path / "artifacts")
+    tag = "mlflow.sharedViewState.harness-runs"
+    # The view exists from the start (an unknown share key is an error page in the UI), without extra columns.
+    assert json.loads(mlflow_client(uri).get_experiment(exp_id).tags[tag])["selectedColumns"] == []
+    tracking.set_runs_view(uri, exp_id, ["sign2text.test_bleu4.none.mean", "sign2text.test_bleu4.apw.mean"])
+    view = json.loads(mlflow_client(uri).get_experiment(exp_id).tags[tag])
+    cols = ["metrics.`sign2text.test_bleu4.none.mean`", "metrics.`sign2text.test_bleu4.apw.mean`"]
+    assert view["selectedColumns"] == cols and view["columnOrder"][-2:] == cols
+    assert view["columnWidths"] == {cols[0]: 30 + 6 * 30, cols[1]: 30 + 6 * 29}
+    tracking.ensure_experiment(uri, "ablation-apw")  # again: the columns stay
+    assert json.loads(mlflow_client(uri).get_experiment(exp_id).tags[tag]) == view
+    runs = f"/#/experiments/{exp_id}/runs?workflowType=machine_learning&viewStateShareKey=harness-runs"
+    assert tracking.runs_view_url("http://h:5000/", exp_id) == f"http://h:5000{runs}"
+    assert mlflow_hint("http://h:5000", exp_id) == f"Compare in MLflow:  open http://h:5000{runs}"
+    assert mlflow_hint(uri, exp_id).endswith(f"--host 127.0.0.1 --port 5000  then open http://127.0.0.1:5000{runs}")
+    mlflow_client(uri).create_experiment("made elsewhere")  # no harness view: not listed
+    assert tracking.runs_views(uri, "http://h:5000") == [f"ablation-apw:  http://h:5000{runs}"]

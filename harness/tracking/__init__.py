@@ -24,6 +24,9 @@ from harness.tracking.runs import (
     log_text,
     resume_parent,
     run_status,
+    runs_view_url,
+    runs_views,
+    set_runs_view,
     set_tags,
     set_terminated,
     start_parent,
@@ -47,5 +50,5 @@ __all__ = [
     "default_tracking_uri", "limit_http_retries", "check_reachable", "quiet_logging", "moved_store",
     "ensure_experiment", "start_parent", "resume_parent", "find_trial_run", "trial_run", "close_dangling",
     "run_status", "log_params", "log_metrics", "set_tags", "set_terminated", "log_dict", "log_text",
-    "log_artifact", "log_table",
+    "log_artifact", "log_table", "runs_view_url", "runs_views", "set_runs_view",
 ]

@@ -17,6 +17,7 @@ processes can log to several runs at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -45,16 +46,47 @@ _METRICS_PER_BATCH = 1000  # mlflow.utils.validation.MAX_METRICS_PER_BATCH
 # ----------------------------------------------------------------------------- experiments, runs
 
 
-# MLflow 3's UI opens an experiment on its GenAI traces page unless the experiment says it is model
-# development: this tag (its value as the UI's bundle names it) makes it open on the runs table.
+# MLflow 3.17's UI opens an experiment on its GenAI overview unless the URL says otherwise: its
+# GenAI / Model training switch reads `?workflowType=` from the URL, else the browser's last choice
+# (localStorage "mlflow.workflowType", GenAI at first), and ignores the experiment's kind tag. The tag
+# is still set for the UIs that read it; the harness prints runs_view_url, which names the workflow.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 DESCRIPTION_TAG = "mlflow.note.content"  # what the UI shows as an experiment's or a run's description
+# A "shared view" of the runs table (what the UI's Share button stores: an experiment tag holding the
+# view's JSON, opened by ?viewStateShareKey=): the harness's choice of columns, the headline metrics.
+RUNS_VIEW_KEY = "harness-runs"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+
+
+def runs_view_url(base: str, experiment_id: str) -> str:
+    """The URL of the experiment's runs table in the UI at base, with the harness's columns."""
+    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
+            f"?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}")
+
+
+def runs_views(uri: str, base: str) -> list[str]:
+    """One line per experiment of the store that has the harness's runs view: its name and the URL
+    of its runs table in the UI at base (what `make mlflow` prints)."""
+    experiments = mlflow_client(uri).search_experiments(max_results=1000)
+    return [f"{e.name}:  {runs_view_url(base, e.experiment_id)}" for e in experiments if RUNS_VIEW_TAG in e.tags]
+
+
+def set_runs_view(uri: str, experiment_id: str, metrics: Iterable[str]) -> None:
+    """Make the runs table of runs_view_url show these metric columns, in this order, each wide
+    enough for its whole name (the UI cuts a header at about 100 px otherwise)."""
+    columns = [f"metrics.`{m}`" for m in metrics]
+    view = {"selectedColumns": columns,
+            # widths apply to the columns the order names only; these are the UI's own column ids
+            "columnOrder": ["attributes.`Run Name`", "runDateAndNestInfo", "duration", *columns],
+            "columnWidths": {f"metrics.`{m}`": 30 + 6 * len(m) for m in metrics}}
+    mlflow_client(uri).set_experiment_tag(experiment_id, RUNS_VIEW_TAG, json.dumps(view))
 
 
 def ensure_experiment(uri: str, name: str, artifact_root: str | os.PathLike | None = None,
                       description: str = "") -> str:
     """The id of experiment `name`, created if missing (restored if deleted), marked as model
-    development (so the UI opens on its runs) and given `description` when one is passed.
+    development, given `description` when one is passed, and given the runs view of runs_view_url
+    (no extra columns until set_runs_view names some) when it has none.
 
     A new experiment's artifact_location is artifact_root/<name> (a local folder is made absolute;
     None lets the store decide, as an `mlflow server --artifacts-destination` should).
@@ -63,6 +95,8 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | os.PathLike | No
     client = mlflow_client(uri)
     for key, value in {**EXPERIMENT_KIND, **({DESCRIPTION_TAG: description} if description else {})}.items():
         client.set_experiment_tag(experiment_id, key, value)
+    if RUNS_VIEW_TAG not in client.get_experiment(experiment_id).tags:
+        set_runs_view(uri, experiment_id, [])
     return experiment_id
 
 

@@ -20,7 +20,9 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from harness.tracking.runs import STATUSES, jsonable, log_dict, log_history, log_metrics, log_text, set_terminated
+from harness.tracking.runs import (
+    STATUSES, jsonable, log_dict, log_history, log_metrics, log_table, log_text, set_tags, set_terminated,
+)
 from harness.tracking.store import TrackingError, check_reachable, is_http, limit_http_retries, mlflow_client
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,14 @@ class SafeLogger:
     def log_text(self, text: str, artifact_file: str) -> None:
         self._call("text", lambda: {"text": str(text), "artifact_file": artifact_file})
 
+    def log_table(self, rows: list[Mapping[str, Any]], artifact_file: str) -> None:
+        """An MLflow table (runs.log_table: the UI compares it across runs); rows of JSON values."""
+        self._call("table", lambda: {"rows": json.loads(json.dumps([dict(r) for r in rows], default=jsonable)),
+                                     "artifact_file": artifact_file})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._call("tags", lambda: {"tags": {str(k): str(v) for k, v in tags.items()}})
+
     def log_artifact(self, local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
         def args() -> dict:
             path = Path(local_path)
@@ -214,6 +224,10 @@ class SafeLogger:
             log_dict(uri, run_id, entry["dictionary"], entry["artifact_file"])
         elif op == "text":
             log_text(uri, run_id, entry["text"], entry["artifact_file"])
+        elif op == "tags":
+            set_tags(uri, run_id, entry["tags"])
+        elif op == "table":
+            log_table(uri, run_id, entry["rows"], entry["artifact_file"])
         elif op == "artifact":
             _log_file_as(uri, run_id, Path(entry["path"]), entry["artifact_file"])
         elif op == "terminated":

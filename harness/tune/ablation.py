@@ -242,7 +242,11 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
             tracking.log_table(inv.tracking_uri, inv.parent, table["rows"], "table.json")
             # The runs list shows the winner: each variant's mean and std as the parent's metrics, the table
             # itself as its description.
-            tracking.log_metrics(inv.tracking_uri, inv.parent, report.headline_metrics(table["rows"]))
+            headline = report.headline_metrics(table["rows"])
+            tracking.log_metrics(inv.tracking_uri, inv.parent, headline)
+            # The runs table's columns: each task's BLEU-4 (what the table tests) per variant.
+            tracking.set_runs_view(inv.tracking_uri, inv.experiment_id,
+                                   [k for k in headline if ".test_bleu4." in k and k.endswith(".mean")])
             tracking.set_tags(inv.tracking_uri, inv.parent, {tracking.DESCRIPTION_TAG: table["markdown"]})
             # In words where the runs list shows it: a table of untrained models is not a finding.
             tracking.set_tags(inv.tracking_uri, inv.parent, {"degenerate_outputs": " ".join(degenerate) or "none"})

@@ -57,16 +57,24 @@ def read_checkpoint(folder: Path, say=lambda text: None) -> dict | None:
 
 def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, sample: dict | None, trial_dir: Path
                         ) -> None:
-    """Sample translations and, for text-to-sign, a skeleton animation (generated vs ground truth)."""
+    """Which stages came from the cache (tags stage.NAME.cached: a cached stage's curves, if any, are
+    another trial's or an earlier attempt's), sample translations as an MLflow table at the run's
+    top level (the UI's compare view shows the runs' tables side by side) and, for text-to-sign, a
+    skeleton animation (generated vs ground truth)."""
+    from harness.metrics import sentence_bleu4
     from models.layout import CANONICAL
-    lines = []
+    # "false" too: a resumed trial's earlier attempt may have said otherwise
+    logger.set_tags({f"stage.{name}.cached": str(how == "cached").lower() for name, how in result.stages.items()})
+    rows = []
     for task in ("sign2text", "text2sign"):
         if task in result.tasks:
             test = result.tasks[task].test
-            for hyp, ref in list(zip(test.hypotheses, test.references))[:20]:
-                lines.append(f"[{task}] REF: {ref}\n[{task}] HYP: {hyp}\n")
-    if lines:
-        logger.log_text("\n".join(lines), "samples/translations.txt")
+            pairs = list(zip(test.hypotheses, test.references))[:20]
+            scores = sentence_bleu4([h for h, _ in pairs], [r for _, r in pairs]) if pairs else []
+            rows += [{"task": task, "reference": ref, "hypothesis": hyp, "sentence_bleu4": round(score, 2)}
+                     for (hyp, ref), score in zip(pairs, scores)]
+    if rows:
+        logger.log_table(rows, "translations.json")
     if sample is not None:
         from harness.render import render_skeleton_gif
         gif = trial_dir / "text2sign_sample.gif"
