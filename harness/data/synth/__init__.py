@@ -43,6 +43,7 @@ effect, not PHOENIX14T results. scripts/corpus_stats.py measures the claims abov
 """
 
 from harness.data.synth.corpus import generate_corpus
+from harness.data.synth.isolated import UNSEEN_NAMES, generate_isolated, unseen_inventory
 from harness.data.synth.grammar import INVENTORY_ORDER, MAX_GLOSSES, MIN_GLOSSES, slot
 from harness.data.synth.signers import DERIVED, FRAME_SIZE, PRIMARY, Signer, make_signers
 from harness.data.synth.signs import (
@@ -52,6 +53,7 @@ from harness.data.synth.signs import (
 
 __all__ = [
     "DERIVED", "EXPRESSIONS", "FRAME_SIZE", "HANDSHAPES", "INVENTORY_ORDER", "MAX_GLOSSES", "MIN_FACE_CONTRAST",
-    "MIN_GLOSSES", "MIN_HAND_CONTRAST", "PRIMARY", "GlossSign", "Signer", "Trajectory", "generate_corpus",
-    "gloss_inventory", "make_signers", "minimal_pairs", "slot",
+    "MIN_GLOSSES", "MIN_HAND_CONTRAST", "PRIMARY", "UNSEEN_NAMES", "GlossSign", "Signer", "Trajectory",
+    "generate_corpus", "generate_isolated", "gloss_inventory", "make_signers", "minimal_pairs", "slot",
+    "unseen_inventory",
 ]
