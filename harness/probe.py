@@ -59,3 +59,20 @@ def knn_accuracy(train: np.ndarray, train_labels: np.ndarray, query: np.ndarray,
     """Percent of query rows whose k-NN label (knn_predict) is their own."""
     pred = knn_predict(train, train_labels, query, k)
     return float(100.0 * (pred == np.asarray(query_labels)).mean())
+
+
+def paired_bootstrap_accuracy(correct_baseline: np.ndarray, correct_system: np.ndarray, n_samples: int = 1000,
+                              seed: int = 12345) -> float:
+    """p-value of the accuracy difference of two systems on the same items (bool vectors, one entry
+    per item), by paired bootstrap as sacrebleu's for BLEU (harness.metrics.paired_bootstrap_bleu4):
+    p = (#{|resampled diff - mean resampled diff| > |observed diff|} + 1) / (n_samples + 1); a zero
+    observed difference is no evidence: 1.0."""
+    a, b = np.asarray(correct_baseline, dtype=np.float64), np.asarray(correct_system, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"need two equal, non-empty vectors of per-item correctness, got {a.shape} and {b.shape}")
+    observed = b.mean() - a.mean()
+    if observed == 0:
+        return 1.0
+    idx = np.random.default_rng(seed).integers(0, len(a), (n_samples, len(a)))  # (S, n) resampled items
+    diffs = b[idx].mean(axis=1) - a[idx].mean(axis=1)  # (S,)
+    return float(((np.abs(diffs - diffs.mean()) > abs(observed)).sum() + 1) / (n_samples + 1))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report import TASKS, _TASK_NAMES, _missing
+from harness.report import _LABELS, P_METRIC, TASKS, _TASK_NAMES, _missing
 
 # ----------------------------------------------------------------------------- the reading
 
@@ -16,24 +16,26 @@ ALPHA = 0.05  # the significance level the reading uses
 
 
 def reading(rows: Sequence[Mapping[str, Any]], baseline: str, alpha: float = ALPHA) -> list[str]:
-    """One sentence per task: each variant's BLEU-4 difference to the baseline row and whether its
-    paired-bootstrap p is below `alpha`. No sentence for a task without a baseline row or others."""
+    """One sentence per task: each variant's BLEU-4 (recognition: Top-1) difference to the baseline
+    row and whether its paired-bootstrap p is below `alpha`. No sentence for a task without a
+    baseline row or others."""
     out = []
     for task in TASKS:
+        m = P_METRIC[task]
         base = next((r for r in rows if r["task"] == task and r["variant"] == baseline), None)
-        others = [r for r in rows if r["task"] == task and r["variant"] != baseline and not _missing(r.get("p_bleu4"))]
+        others = [r for r in rows if r["task"] == task and r["variant"] != baseline and not _missing(r.get(f"p_{m}"))]
         if base is None or not others:
             continue
         parts = []
         for r in others:
-            p, diff = float(r["p_bleu4"]), float(r["bleu4"]) - float(base["bleu4"])
+            p, diff = float(r[f"p_{m}"]), float(r[m]) - float(base[m])
             shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
             verdict = "significant" if p < alpha else "not significant"
             parts.append(f"{r['variant']} {diff:+.2f} ({shown}, {verdict})")
-        sig = [r["variant"] for r in others if float(r["p_bleu4"]) < alpha]
+        sig = [r["variant"] for r in others if float(r[f"p_{m}"]) < alpha]
         summary = (f"{', '.join(sig)} {'differs' if len(sig) == 1 else 'differ'} from {baseline} at p < {alpha}"
                    if sig else f"no variant differs from {baseline} at p < {alpha}")
-        out.append(f"Reading, {_TASK_NAMES[task]} BLEU-4 against {baseline}: {'; '.join(parts)}: {summary}.")
+        out.append(f"Reading, {_TASK_NAMES[task]} {_LABELS[m]} against {baseline}: {'; '.join(parts)}: {summary}.")
     return out
 
 

@@ -22,9 +22,9 @@ from typing import Any
 from harness.config import ExperimentConfig, apply_overrides, config_from_dict, flatten
 from harness.io import atomic_write, digest
 
-TASKS = ("sign2text", "text2sign")
+TASKS = ("sign2text", "text2sign", "recognition")
 # Tasks whose dev/test results a trial returns: the two of the paper plus text-to-sign's judge.
-RESULT_TASKS = ("sign2text", "text2sign", "backtranslator")
+RESULT_TASKS = ("sign2text", "text2sign", "backtranslator", "recognition")
 SPLITS = ("dev", "test")
 
 

@@ -3,6 +3,7 @@
     prepare -> pretrain (SignMAE) -> embed (sliding windows, embed.stride) -> sign2text
     prepare -> backtranslator (the text-to-sign judge)
     pretrain -> embed_t2s (stride = window) -> text2sign (+ the frozen decoder and the judge)
+    isolated (the unseen isolated signs), pretrain -> recognition (section 5, table 3)
 
 Each stage's output is cached under RESULTS/cache/<folder>/<key>, where the key hashes the stage's
 settings and the keys of its direct upstream stages (`stage_keys`), so an ablation that varies
@@ -18,13 +19,15 @@ from harness.stages.base import Stage, StageContext, cached_run
 from harness.stages.embed import EMBED, EMBED_T2S
 from harness.stages.prepare import PREPARE
 from harness.stages.pretrain import PRETRAIN
+from harness.stages.recognition import ISOLATED, RECOGNITION
 from harness.stages.text2sign import TEXT2SIGN
 from harness.stages.translate import BACKTRANSLATOR, SIGN2TEXT
 
 STAGES: dict[str, Stage] = {s.name: s for s in (PREPARE, PRETRAIN, EMBED, SIGN2TEXT, BACKTRANSLATOR, EMBED_T2S,
-                                                 TEXT2SIGN)}
+                                                 TEXT2SIGN, ISOLATED, RECOGNITION)}
 # What each task of an ablation needs computed: its own stage, and for text-to-sign its judge's results.
-TASK_STAGES = {"sign2text": ("sign2text",), "text2sign": ("text2sign", "backtranslator")}
+TASK_STAGES = {"sign2text": ("sign2text",), "text2sign": ("text2sign", "backtranslator"),
+               "recognition": ("recognition",)}
 CACHE_FOLDERS = tuple(dict.fromkeys(s.cache_folder for s in STAGES.values()))
 
 

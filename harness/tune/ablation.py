@@ -13,7 +13,7 @@ from typing import Any
 
 from ray import tune
 
-from harness import reading, report, storage, tracking
+from harness import figures, reading, report, storage, tracking
 from harness.ablation import AblationSpec, variant_config
 from harness.cache import StageCache
 from harness.config import ConfigError, ExperimentConfig
@@ -159,6 +159,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
             say(f"warning: {line}")
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
+                                    recognition="recognition" in spec.tasks,
                                     readings=reading.reading(rows, spec.baseline),
                                     weights=reading.weights_text(
                                         {v: [finished[t.key].pretrain_metrics for t in trials
@@ -168,7 +169,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
         files = [out_dir / "table.md", out_dir / "table.csv"]
         if spec.curve:
             png = out_dir / "curve.png"
-            report.plot_curve(rows, spec.curve["x"], "bleu4", "sign2text", png,
+            figures.plot_curve(rows, spec.curve["x"], "bleu4", "sign2text", png,
                               f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})",
                               x_label=spec.curve.get("xlabel", "x"))
             files.append(png)

@@ -59,7 +59,7 @@ def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, sample
     """Sample translations and, for text-to-sign, a skeleton animation (generated vs ground truth)."""
     from models.layout import CANONICAL
     lines = []
-    for task in ("sign2text", "text2sign"):
+    for task in ("sign2text", "text2sign", "recognition"):
         if task in result.tasks:
             test = result.tasks[task].test
             for hyp, ref in list(zip(test.hypotheses, test.references))[:20]:
