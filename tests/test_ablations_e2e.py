@@ -38,6 +38,10 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
     rows = read_csv(results / name / "table.csv")
     assert [(r["variant"], r["task"]) for r in rows] == [(v, t) for t in spec.tasks for v in variants]
     for r in rows:
+        if r["task"] == "recognition":  # table 3: Top-1 <= Top-5 <= Top-10, a paired test on Top-1
+            assert 0.0 <= float(r["top1"]) <= float(r["top5"]) <= float(r["top10"]) <= 100.0 and r["bleu4"] == ""
+            assert r["p_top1"] == "" if r["variant"] == spec.baseline else 0.0 < float(r["p_top1"]) <= 1.0
+            continue
         for metric in ("bleu1", "bleu2", "bleu3", "bleu4", "rouge"):
             assert 0.0 <= float(r[metric]) <= 100.0
         if r["task"] == "text2sign":
@@ -58,7 +62,7 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.params["pretrain.window"] and "seed" in child.data.tags and "task" in child.data.tags
-        assert any(k.startswith("sign2text/") or k.startswith("text2sign/") for k in child.data.metrics)
+        assert any(k.split("/")[0] in spec.tasks for k in child.data.metrics)
     return rows
 
 
@@ -127,3 +131,12 @@ def test_every_other_ablation(name, tmp_path):
         trials = [json.loads(p.read_text()) for p in (tmp_path / "stride" / "trials").glob("*.json")]
         assert len(trials) == 4
         assert sum(t["stages"]["pretrain"] == "computed" for t in trials) == 1  # one pretraining for all strides
+    if name == "recognition":  # table 3 with its two baselines, on one pretraining and one isolated corpus
+        trials = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "recognition" / "trials").glob("*.json")}
+        assert sorted(trials) == ["gru-seed0", "ours-seed0", "transformer-seed0"]
+        for stage in ("pretrain", "isolated"):
+            assert sum(t["stages"][stage] == "computed" for t in trials.values()) == 1
+        assert "| Variant | Top-1 | Top-5 | Top-10 | p (Top-1) |" in (tmp_path / "recognition" / "table.md").read_text()
+        children = [r for r in mlflow_runs(tmp_path, "recognition") if "mlflow.parentRunId" in r.data.tags]
+        assert all(0 <= c.data.metrics["recognition/test_top1"] <= 100 for c in children)
+        assert {c.data.params["recognition.model"] for c in children} == {"signmae", "gru", "transformer"}
