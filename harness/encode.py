@@ -5,6 +5,9 @@ each window through the frozen SignMAE encoder. The embed stage, recognition and
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import torch
 
 from harness.data.datasets import sliding_windows
@@ -31,3 +34,16 @@ def encode_sequences(encoder, seqs, window: int, stride: int, device) -> list[to
         z = torch.cat([encoder.encode(flat[i:i + CHUNK].to(device), flat_mask[i:i + CHUNK].to(device)).cpu()
                        for i in range(0, flat.shape[0], CHUNK)])  # (sum N, D)
     return list(torch.split(z, counts))
+
+
+def encode_clips(encoder, seqs, window: int, stride: int, device) -> list[torch.Tensor]:
+    """encode_sequences for isolated-sign clips: a clip shorter than the window is padded with its
+    last frame to one window."""
+    def padded(seq):
+        extra = window - seq.num_frames
+        if extra <= 0:
+            return seq
+        kp = np.concatenate([seq.keypoints, np.repeat(seq.keypoints[-1:], extra, 0)])  # (w, V, C)
+        return dataclasses.replace(seq, keypoints=kp,
+                                   mask=np.concatenate([seq.mask, np.repeat(seq.mask[-1:], extra, 0)]))
+    return encode_sequences(encoder, [padded(s) for s in seqs], window, stride, device)

@@ -68,3 +68,37 @@ def plot_curve(
     out = Path(path)
     atomic_write(out, buf.getvalue())
     return out
+
+
+def tsne_2d(z: np.ndarray, seed: int) -> np.ndarray:
+    """(M, D) -> (M, 2) by t-SNE (van der Maaten and Hinton; figure 5), exact gradients and PCA
+    initialisation with `seed`, so the same z gives the same plot."""
+    from sklearn.manifold import TSNE
+    perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", method="exact", random_state=seed
+                ).fit_transform(np.asarray(z, dtype=np.float64))
+
+
+def plot_tsne(xy: np.ndarray, labels: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
+    """A PNG of 2-D points coloured by label, one legend entry per label (figure 5). Atomic; returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 4.6), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    names = sorted(set(labels))
+    for i, name in enumerate(names):
+        pts = np.asarray([p for p, lab in zip(xy, labels) if lab == name])
+        ax.scatter(pts[:, 0], pts[:, 1], s=18, color=f"C{i % 10}", label=name)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    out = Path(path)
+    atomic_write(out, buf.getvalue())
+    return out

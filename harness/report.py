@@ -233,10 +233,11 @@ def degenerate_outputs(results: Iterable[Mapping[str, Any]], variants_in_order: 
         variants = sorted(variants, key=lambda v: order.get(v, len(order)))
         rows = "every row" if len(variants) == len({v for t, v in hyps if t == task}) else "rows " + ", ".join(variants)
         empty, n = counts[(task, problem)]
-        what = (f"empty hypotheses for {empty} of {n} test sentences" if problem == "empty"
-                else f"one and the same hypothesis for all {n} test sentences")
+        items, learn = ("test clips", "recognise") if task == "recognition" else ("test sentences", "translate")
+        what = (f"empty hypotheses for {empty} of {n} {items}" if problem == "empty"
+                else f"one and the same hypothesis for all {n} {items}")
         lines.append(f"{_TASK_NAMES[task].capitalize()} produced {what} ({rows}): its models have not learned "
-                     f"to {'recognise' if task == 'recognition' else 'translate'} at this profile, and its scores do not separate the rows.")
+                     f"to {learn} at this profile, and its scores do not separate the rows.")
     return lines
 
 
@@ -329,6 +330,7 @@ def footer_text(
     readings: Sequence[str] = (),
     weights: Sequence[str] = (),
     recognition: bool = False,
+    translation: bool = True,
 ) -> str:
     """The footer every table carries: data, profile, seeds, metric conventions, commit, the
     `reading` of the table and what `degenerate_outputs` found."""
@@ -347,6 +349,8 @@ def footer_text(
         f"p (BLEU-4): paired bootstrap on BLEU-4 vs {vs} of the same task "
         f"(sacrebleu, {samples}seeds paired and their outputs concatenated).",
     ]
+    if not translation:  # a recognition table: no BLEU, MPJPE or BLEU-4 test to explain
+        lines = lines[:1]
     if recognition:
         lines += ["", "Top-1/5/10: percent of test clips of the unseen isolated signs whose gloss is among the k "
                       "highest logits. p (Top-1): paired bootstrap on per-clip top-1 correctness vs the baseline row "

@@ -67,8 +67,12 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
 
 
 def _artifacts(results, run_id):
+    return _artifacts_in(results, run_id, None)
+
+
+def _artifacts_in(results, run_id, path):
     from mlflow.tracking import MlflowClient
-    return MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}").list_artifacts(run_id)
+    return MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}").list_artifacts(run_id, path)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +140,12 @@ def test_every_other_ablation(name, tmp_path):
         assert sorted(trials) == ["gru-seed0", "ours-seed0", "transformer-seed0"]
         for stage in ("pretrain", "isolated"):
             assert sum(t["stages"][stage] == "computed" for t in trials.values()) == 1
-        assert "| Variant | Top-1 | Top-5 | Top-10 | p (Top-1) |" in (tmp_path / "recognition" / "table.md").read_text()
+        md = (tmp_path / "recognition" / "table.md").read_text()
+        assert "| Variant | Top-1 | Top-5 | Top-10 | p (Top-1) |" in md and "BLEU-1..4" not in md
+        assert "Pose weights" not in md  # the rows share one pretraining: its weights tell them nothing
         children = [r for r in mlflow_runs(tmp_path, "recognition") if "mlflow.parentRunId" in r.data.tags]
         assert all(0 <= c.data.metrics["recognition/test_top1"] <= 100 for c in children)
+        for child in children:  # figure 5 of the trial's pretraining
+            figures = {a.path for a in _artifacts_in(tmp_path, child.info.run_id, "figures")}
+            assert figures == {"figures/tsne.png"}, figures
         assert {c.data.params["recognition.model"] for c in children} == {"signmae", "gru", "transformer"}

@@ -286,7 +286,9 @@ def test_recognition_rows_table_3_layout_and_a_paired_test_on_top1(tmp_path):
     assert "## Recognition of unseen isolated signs (Top-k accuracy, %)" in md
     assert "| Variant | Top-1 | Top-5 | Top-10 | p (Top-1) |" in md
     assert "| ours | 87.50 ± 17.68 | 97.50 ± 17.68 | 100.00 ± 0.00 | (baseline) |" in md
-    assert "Top-1/5/10: percent of test clips" in md
+    assert "Top-1/5/10: percent of test clips" in md and "BLEU-1..4" in md
+    alone = footer_text("synth", "debug", [0], "abc", True, recognition=True, translation=False)
+    assert "BLEU-1..4" not in alone and "Top-1/5/10" in alone and alone.startswith("Corpus: synth.")
     from harness import reading
     line, = reading.reading(rows, "ours")
     assert line.startswith("Reading, recognition Top-1 against ours: gru -62.50 (")

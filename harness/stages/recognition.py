@@ -20,7 +20,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from harness.builders import build_recognizer
@@ -30,7 +29,7 @@ from harness.data.prepare import preprocess_corpus
 from harness.data.readers.npz import read_npz, write_npz
 from harness.data.record import Corpus, SignSequence
 from harness.data.synth import generate_isolated
-from harness.encode import encode_sequences
+from harness.encode import encode_clips
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
 from harness.probe import topk_accuracy
@@ -66,19 +65,10 @@ def labels_of(corpus: Corpus) -> list[str]:
     return sorted({s.text for s in corpus["train"]})
 
 
-def _padded(seq: SignSequence, window: int) -> SignSequence:
-    if seq.num_frames >= window:
-        return seq
-    extra = window - seq.num_frames
-    return dataclasses.replace(seq, keypoints=np.concatenate([seq.keypoints, np.repeat(seq.keypoints[-1:], extra, 0)]),
-                               mask=np.concatenate([seq.mask, np.repeat(seq.mask[-1:], extra, 0)]))
-
-
 def clip_z(ctx: StageContext, seqs: list[SignSequence]) -> list[torch.Tensor]:
     """[(N_i, D)]: z of each clip's windows at embed.stride (frozen encoder, zero-shot)."""
-    w = ctx.cfg.pretrain.window
-    return encode_sequences(ctx.inputs["pretrain"].model, [_padded(s, w) for s in seqs], w, ctx.cfg.embed.stride,
-                            ctx.runtime.device)
+    return encode_clips(ctx.inputs["pretrain"].model, seqs, ctx.cfg.pretrain.window, ctx.cfg.embed.stride,
+                        ctx.runtime.device)
 
 
 def clip_frames(seqs: list[SignSequence]) -> list[torch.Tensor]:

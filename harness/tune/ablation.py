@@ -155,13 +155,15 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
         rows = report.build_table(rows_in, list(spec.variants), spec.baseline)
         seeds = sorted({t.seed for t in trials})
         degenerate = report.degenerate_outputs(rows_in, list(spec.variants))
+        translates = any(t in ("sign2text", "text2sign") for t in spec.tasks)
         for line in degenerate:
             say(f"warning: {line}")
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
-                                    recognition="recognition" in spec.tasks,
+                                    recognition="recognition" in spec.tasks, translation=translates,
                                     readings=reading.reading(rows, spec.baseline),
-                                    weights=reading.weights_text(
+                                    # A recognition table's rows share a pretraining: its weights say nothing of them.
+                                    weights=[] if not translates else reading.weights_text(
                                         {v: [finished[t.key].pretrain_metrics for t in trials
                                              if t.variant == v and t.key in finished] for v in spec.variants}))
         title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
