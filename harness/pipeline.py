@@ -59,7 +59,9 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
     results = {name: TaskResult.from_json(stored[name]["result"])
                for task in tasks for name in TASK_STAGES[task]}
     sample = stored["text2sign"]["result"].get("sample") if "text2sign" in tasks else None
-    result = TrialResult(tasks=results, pretrain_metrics=ready["pretrain"].metrics, stages=status,
+    # The probe measures the pretraining's z: its metrics are the pretraining's (probe/*).
+    result = TrialResult(tasks=results, pretrain_metrics={**ready["pretrain"].metrics, **stored["probe"]["metrics"]},
+                         stages=status,
                          stage_seconds=seconds, seconds=time.perf_counter() - t0 - (runtime.waited_s - waited),
                          seed=cfg.seed,
                          config_key=config_key(cfg))

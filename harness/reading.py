@@ -80,3 +80,43 @@ def weights_text(pretrain_metrics: Mapping[str, Sequence[Mapping[str, float]]]) 
             lines.append(f"**{' and '.join(members)} trained with the same weights on this data: their rows differ "
                          "only by nondeterminism.**")
     return lines
+
+
+# ----------------------------------------------------------------------------- the representation probe
+
+PROBE_COLUMNS = ("knn_acc", "pair_hand", "pair_face", "pair_both")  # harness/stages/probe.py
+_PROBE_LABELS = {"knn_acc": "k-NN gloss acc.", "pair_hand": "hand pairs", "pair_face": "face pairs",
+                 "pair_both": "hand+face pairs"}
+
+
+def probe_columns(pretrain_metrics: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """{variant: {"probe_knn_acc": mean, "probe_knn_acc_std": std over seeds, ...}} from its seeds'
+    pretrain metrics (probe/*): the extra columns every row of the variant gets. A measure that
+    some seed lacks is left out."""
+    from harness.report import _mean_std
+    out: dict[str, dict[str, float]] = {}
+    for variant, ms in pretrain_metrics.items():
+        cols: dict[str, float] = {}
+        for c in PROBE_COLUMNS:
+            values = [m.get(f"probe/{c}") for m in ms]
+            if values and all(v is not None for v in values):
+                cols[f"probe_{c}"], cols[f"probe_{c}_std"] = _mean_std([float(v) for v in values])
+        if cols:
+            out[variant] = cols
+    return out
+
+
+def probe_text(columns: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The probe's columns as a markdown table for the footer (one row per variant)."""
+    if not columns:
+        return []
+    shown = [c for c in PROBE_COLUMNS if any(f"probe_{c}" in v for v in columns.values())]
+    lines = ["Representation probe of each variant's pretraining (1-NN of z on the corpus's own gloss clips: dev and "
+             "test clips against train clips, %; a minimal pair's clips against that pair's train clips only, "
+             "chance 50):", "",
+             "| Variant | " + " | ".join(_PROBE_LABELS[c] for c in shown) + " |", "|---|" + "---:|" * len(shown)]
+    for variant, cols in columns.items():
+        cells = [f"{cols[f'probe_{c}']:.1f} ± {cols[f'probe_{c}_std']:.1f}" if f"probe_{c}" in cols else "–"
+                 for c in shown]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines

@@ -53,6 +53,8 @@ CSV_COLUMNS = (
     + tuple(f"{m}_std" for m in ALL_METRICS)
     + ("seeds", "p_bleu4")
     + RECOGNITION_METRICS + tuple(f"{m}_std" for m in RECOGNITION_METRICS) + ("p_top1",)
+    # The representation probe of the row's pretraining (harness/reading.py probe_columns).
+    + tuple(f"probe_{m}{s}" for m in ("knn_acc", "pair_hand", "pair_face", "pair_both") for s in ("", "_std"))
 )
 BOOTSTRAP_SEED = 12345  # fixed so a table is reproducible from its trial outputs
 SYNTHETIC_LINE = "Synthetic corpus: these numbers are not PHOENIX14T or How2Sign results."
@@ -202,6 +204,10 @@ def headline_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
                 continue
             name = f"{r['task']}.test_{m}{'_lower_better' if m in POSE_METRICS else ''}.{r['variant']}"
             out[f"{name}.mean"], out[f"{name}.std"] = float(r[m]), float(r.get(f"{m}_std") or 0.0)
+        for c in ("knn_acc", "pair_hand", "pair_face", "pair_both"):  # the variant's pretraining, on every row
+            if not _missing(r.get(f"probe_{c}")):
+                out[f"probe.{c}.{r['variant']}.mean"] = float(r[f"probe_{c}"])
+                out[f"probe.{c}.{r['variant']}.std"] = float(r.get(f"probe_{c}_std") or 0.0)
     return out
 
 
@@ -331,6 +337,7 @@ def footer_text(
     weights: Sequence[str] = (),
     recognition: bool = False,
     translation: bool = True,
+    probe: Sequence[str] = (),
 ) -> str:
     """The footer every table carries: data, profile, seeds, metric conventions, commit, the
     `reading` of the table and what `degenerate_outputs` found."""
@@ -355,6 +362,8 @@ def footer_text(
         lines += ["", "Top-1/5/10: percent of test clips of the unseen isolated signs whose gloss is among the k "
                       "highest logits. p (Top-1): paired bootstrap on per-clip top-1 correctness vs the baseline row "
                       "(seeds paired and concatenated)."]
+    if probe:
+        lines += [""] + list(probe)
     if weights:
         lines += [""] + list(weights)
     if readings:

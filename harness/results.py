@@ -152,9 +152,11 @@ class TrialResult:
     trial_wall_s: float | None = None  # the trial's time through Tune and Train (set by its driver)
 
     def final_metrics(self) -> dict[str, float]:
-        """Flat dev and test metrics for Tune and MLflow: sign2text/test_bleu4, text2sign/dev_mpjpe, ..."""
-        return {metric_key(task, split, k): float(v) for task in RESULT_TASKS if task in self.tasks
-                for split in SPLITS for k, v in getattr(self.tasks[task], split).metrics.items()}
+        """Flat dev and test metrics for Tune and MLflow: sign2text/test_bleu4, text2sign/dev_mpjpe, ...,
+        and the representation probe's (probe/knn_acc, ...)."""
+        return {**{metric_key(task, split, k): float(v) for task in RESULT_TASKS if task in self.tasks
+                   for split in SPLITS for k, v in getattr(self.tasks[task], split).metrics.items()},
+                **{k: float(v) for k, v in self.pretrain_metrics.items() if k.startswith("probe/")}}
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {task: self.tasks[task].to_json() for task in RESULT_TASKS if task in self.tasks}

@@ -90,6 +90,11 @@ def test_apw_table_and_mlflow(apw_run):
     # the text-to-sign trial logged a skeleton animation
     runs = [r for r in mlflow_runs(results, "apw") if r.data.tags.get("variant") == "apw"]
     assert "samples" in {a.path for a in _artifacts(results, runs[0].info.run_id)}
+    # The representation probe of every pretraining: trial metrics, the table's extra columns, its footer table.
+    assert 0 <= runs[0].data.metrics["probe/knn_acc"] <= 100 and "probe/pair_hand" in runs[0].data.metrics
+    assert trial["pretrain"]["metrics"]["probe/knn_acc"] == runs[0].data.metrics["probe/knn_acc"]
+    assert all(0 <= float(r["probe_knn_acc"]) <= 100 for r in rows)
+    assert "Representation probe of each variant's pretraining" in (results / "apw" / "table.md").read_text()
 
 
 def test_second_identical_run_trains_nothing(apw_run):

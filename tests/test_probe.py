@@ -53,3 +53,33 @@ def test_knn_ties_go_to_the_larger_summed_similarity():
     assert knn_predict(train, labels, np.array([[1.0, 0.1]]), k=2).tolist() == [0]
     with pytest.raises(ValueError, match="k must be"):
         knn_predict(train, labels, np.array([[1.0, 0.1]]), k=5)
+
+
+def test_probe_metrics_overall_and_per_minimal_pair_channel():
+    from harness.stages.probe import probe_metrics
+    # Train: A and B differ only along x ("hand"), A and C only along y ("face"), far from D.
+    train = np.array([[1.0, 0.0, 1.0], [1.2, 0.0, 1.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [0.0, 0.0, -1.0]])
+    labels = np.array(["A", "A", "B", "C", "D"])
+    query = np.array([[1.0, 0.1, 1.0],   # A: nearest A
+                      [-1.0, 0.2, 1.0],  # B: nearest B
+                      [0.9, 0.0, 1.0],   # C, but nearest A: the face pair fails on it
+                      [0.0, 0.0, -1.0],  # D
+                      [0.0, 0.0, 1.0]])  # E: not in train, left out of knn_acc
+    qlabels = np.array(["A", "B", "C", "D", "E"])
+    pairs = {"hand": [("A", "B")], "face": [("A", "C")], "hand+face": [("B", "E")]}
+    m = probe_metrics(train, labels, query, qlabels, pairs)
+    assert m["probe/knn_acc"] == 75.0  # A, B, D right; C wrong
+    assert m["probe/pair_hand"] == 100.0 and m["probe/pair_hand_n"] == 2.0  # queries A, B among {A, B}
+    assert m["probe/pair_face"] == 50.0 and m["probe/pair_face_n"] == 2.0  # queries A, C among {A, C}
+    assert "probe/pair_both" not in m  # E has no train clip: the pair cannot be told apart
+    assert set(probe_metrics(train, labels, query, qlabels, None)) == {"probe/knn_acc"}
+
+
+def test_gloss_clips_cut_at_the_kept_boundaries():
+    from harness.data.record import SignSequence
+    from harness.stages.probe import gloss_clips
+    kp = np.arange(10, dtype=np.float32)[:, None, None] * np.ones((10, 73, 2), np.float32)
+    seq = SignSequence("s", kp, np.ones((10, 73), bool), "text", gloss="A B C", boundaries=[(1, 4), (5, 5), (6, 9)])
+    clips = gloss_clips([seq, SignSequence("real", kp, np.ones((10, 73), bool), "no boundaries")])
+    assert [c.text for c in clips] == ["A", "C"]  # B lost every frame to preprocessing
+    assert clips[0].keypoints[:, 0, 0].tolist() == [1, 2, 3] and clips[1].num_frames == 3

@@ -133,7 +133,9 @@ def test_write_table_writes_markdown_and_csv(tmp_path, fake_bootstrap):
     assert CSV_COLUMNS == ("variant", "task", "bleu1", "bleu2", "bleu3", "bleu4", "rouge", "mpjpe", "dtw_mje",
                            "bleu1_std", "bleu2_std", "bleu3_std", "bleu4_std", "rouge_std", "mpjpe_std",
                            "dtw_mje_std", "seeds", "p_bleu4", "top1", "top5", "top10", "top1_std", "top5_std",
-                           "top10_std", "p_top1")
+                           "top10_std", "p_top1", "probe_knn_acc", "probe_knn_acc_std", "probe_pair_hand",
+                           "probe_pair_hand_std", "probe_pair_face", "probe_pair_face_std", "probe_pair_both",
+                           "probe_pair_both_std")
     first = dict(zip(table[0], table[1]))
     assert first["variant"] == "none" and first["task"] == "sign2text" and first["p_bleu4"] == ""
     assert first["mpjpe"] == "" and float(first["bleu4"]) == 11.5 and first["seeds"] == "2"
@@ -305,3 +307,27 @@ def test_paired_bootstrap_accuracy():
     assert near > 0.2  # one item of 80
     with pytest.raises(ValueError, match="equal"):
         paired_bootstrap_accuracy([True], [True, False])
+
+
+def test_probe_columns_and_their_footer_table(tmp_path, fake_bootstrap):
+    from harness import reading
+    metrics = {"none": [{"probe/knn_acc": 60.0, "probe/pair_hand": 50.0, "pretrain/w_face_q50": 1.0},
+                        {"probe/knn_acc": 70.0, "probe/pair_hand": 60.0}],
+               "apw": [{"probe/knn_acc": 80.0}, {"probe/knn_acc": 80.0, "probe/pair_face": 90.0}],
+               "fpw": [{}]}
+    cols = reading.probe_columns(metrics)
+    assert cols["none"] == {"probe_knn_acc": 65.0, "probe_knn_acc_std": pytest.approx(math.sqrt(50)),
+                            "probe_pair_hand": 55.0, "probe_pair_hand_std": pytest.approx(math.sqrt(50))}
+    assert cols["apw"] == {"probe_knn_acc": 80.0, "probe_knn_acc_std": 0.0}  # a seed lacks pair_face
+    assert "fpw" not in cols
+    lines = reading.probe_text(cols)
+    assert "| Variant | k-NN gloss acc. | hand pairs |" in lines
+    assert "| none | 65.0 ± 7.1 | 55.0 ± 7.1 |" in lines and "| apw | 80.0 ± 0.0 | – |" in lines
+    rows = build_table([_result("none", 0, "sign2text", 10.0), _result("apw", 0, "sign2text", 12.0)], ["none", "apw"],
+                       "none", n_bootstrap=10)
+    rows = [{**r, **cols.get(r["variant"], {})} for r in rows]
+    md = write_table(rows, tmp_path, "t", footer_text("synth", "debug", [0, 1], "abc", True, probe=lines))
+    assert "Representation probe of each variant's pretraining" in md
+    table = {r["variant"]: r for r in csv.DictReader(open(tmp_path / "table.csv"))}
+    assert float(table["none"]["probe_knn_acc"]) == 65.0 and table["apw"]["probe_pair_hand"] == ""
+    assert report.headline_metrics(rows)["probe.knn_acc.apw.mean"] == 80.0

@@ -1,6 +1,7 @@
 """The stages of one trial and their graph (paper sections 3.2-3.4, appendix B).
 
-    prepare -> pretrain (SignMAE) -> embed (sliding windows, embed.stride) -> sign2text
+    prepare -> pretrain (SignMAE) -> probe (k-NN of z on the corpus's own glosses; every trial)
+    prepare -> pretrain -> embed (sliding windows, embed.stride) -> sign2text
     prepare -> backtranslator (the text-to-sign judge)
     pretrain -> embed_t2s (stride = window) -> text2sign (+ the frozen decoder and the judge)
     isolated (the unseen isolated signs), pretrain -> recognition (section 5, table 3)
@@ -21,11 +22,12 @@ from harness.stages.embed import EMBED, EMBED_T2S
 from harness.stages.figure5 import FIGURE5
 from harness.stages.prepare import PREPARE
 from harness.stages.pretrain import PRETRAIN
+from harness.stages.probe import PROBE
 from harness.stages.recognition import ISOLATED, RECOGNITION
 from harness.stages.text2sign import TEXT2SIGN
 from harness.stages.translate import BACKTRANSLATOR, SIGN2TEXT
 
-STAGES: dict[str, Stage] = {s.name: s for s in (PREPARE, PRETRAIN, EMBED, SIGN2TEXT, BACKTRANSLATOR, EMBED_T2S,
+STAGES: dict[str, Stage] = {s.name: s for s in (PREPARE, PRETRAIN, PROBE, EMBED, SIGN2TEXT, BACKTRANSLATOR, EMBED_T2S,
                                                  TEXT2SIGN, ISOLATED, RECOGNITION, FIGURE5)}
 # What each task of an ablation needs computed: its own stage, and for text-to-sign its judge's results.
 TASK_STAGES = {"sign2text": ("sign2text",), "text2sign": ("text2sign", "backtranslator"),
@@ -61,6 +63,7 @@ def run_order(tasks: tuple[str, ...]) -> list[str]:
             order.append(name)
 
     visit("pretrain")
+    visit("probe")  # the representation probe of every pretraining
     for task in tasks:
         for name in TASK_STAGES[task] + TASK_FIGURES.get(task, ()):
             visit(name)

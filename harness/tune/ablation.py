@@ -153,6 +153,9 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
     if rows_in:
         corpus_name = trials[0].cfg.data.source
         rows = report.build_table(rows_in, list(spec.variants), spec.baseline)
+        probe = reading.probe_columns({v: [finished[t.key].pretrain_metrics for t in trials
+                                           if t.variant == v and t.key in finished] for v in spec.variants})
+        rows = [{**r, **probe.get(r["variant"], {})} for r in rows]
         seeds = sorted({t.seed for t in trials})
         degenerate = report.degenerate_outputs(rows_in, list(spec.variants))
         translates = any(t in ("sign2text", "text2sign") for t in spec.tasks)
@@ -161,7 +164,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
                                     recognition="recognition" in spec.tasks, translation=translates,
-                                    readings=reading.reading(rows, spec.baseline),
+                                    readings=reading.reading(rows, spec.baseline), probe=reading.probe_text(probe),
                                     # A recognition table's rows share a pretraining: its weights say nothing of them.
                                     weights=[] if not translates else reading.weights_text(
                                         {v: [finished[t.key].pretrain_metrics for t in trials
