@@ -4,10 +4,11 @@ does z alone tell glosses apart, and the minimal pairs that differ only in the h
 The synthetic corpus keeps each gloss's frames (SignSequence.boundaries, mapped through the dropped
 frames by preprocessing). Each gloss occurrence is cut out as a clip, encoded by the frozen encoder
 (windows at half the window's length, so the probe depends on the pretraining alone; a clip shorter
-than the window padded with its last frame) and averaged to one z. Queries are the dev and test clips, neighbours the train clips: k-NN gloss accuracy
-over all glosses (`probe/knn_acc`), and per minimal pair of the inventory (signs.minimal_pairs),
-with only the pair's two glosses as neighbours, by the channel that tells them apart
-(`probe/pair_hand`, `probe/pair_face`, `probe/pair_both`; chance 50%). A corpus without boundaries
+than the window padded with its last frame) and averaged to one z. Queries are the dev and test
+clips, neighbours the train clips (cosine 1-NN): gloss accuracy over all glosses (`probe/knn_acc`),
+and per minimal pair of the inventory (signs.minimal_pairs), with only the pair's two glosses as
+neighbours, by the channel that tells them apart (`probe/pair_hand`, `probe/pair_face`,
+`probe/pair_both`; chance 50%; `..._n`: the clips scored). A corpus without boundaries
 (real data) or with no gloss inventory (not synthetic) gives no metric of what it lacks.
 """
 
