@@ -35,6 +35,9 @@ has real work to do. What makes the paper's questions meaningful rather than tri
   transitions between signs belong to no gloss) and meta records the template, the gloss -> text
   word alignment and the noisy frames.
 
+Out of domain (isolated.py): isolated signs of an unseen inventory (new glosses from the same
+phonology, by other signers, on seed streams of their own) for recognition (paper table 3).
+
 Splits (corpus.py): every signer appears in every split (no held-out signer). Dev and test sentences are
 drawn from the same grammar and re-drawn (a bounded number of times) until their gloss sequence
 is not a train sentence and all their glosses occur in train, so they are mostly new combinations
