@@ -15,7 +15,7 @@ from harness.config import ConfigError, ExperimentConfig, apply_overrides, load_
 from harness.user_input import check_name
 
 ABLATION_DIR = Path(__file__).resolve().parents[1] / "ablations"
-TASKS = ("sign2text", "text2sign")
+TASKS = ("sign2text", "text2sign", "recognition")
 _KEYS = ("question", "reproduces", "profile", "tasks", "baseline", "variants", "curve", "overrides")
 
 

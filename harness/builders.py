@@ -88,3 +88,16 @@ def build_text2sign(cfg: ExperimentConfig, d_z: int, vocab: Vocabulary, longest:
     return TextToSign(vocab_size=len(vocab), d_z=d_z, spec=transformer_spec(t),
                       num_queries=text2sign_queries(cfg, longest), text_encoder=t.text_encoder,
                       pad_id=vocab.pad_id if pad_id is None else pad_id, reduction=t.loss_reduction)
+
+
+def build_recognizer(cfg: ExperimentConfig, d_in: int, num_classes: int, longest: int = 1024):
+    """Table 3: `recognition.model` signmae (the head over z) and transformer (the same encoder over
+    frames) are a RecognitionHead; gru a GRUClassifier. Width, depth and heads default to SignMAE's.
+    longest: the longest input sequence (windows or frames) the positional table must cover."""
+    from models.recognition import GRUClassifier, RecognitionHead
+    r, p = cfg.recognition, cfg.pretrain
+    dim, depth, heads = r.dim or p.dim, r.depth or p.depth, r.heads or p.heads
+    if r.model == "gru":
+        return GRUClassifier(d_in, num_classes, hidden=dim, layers=max(1, depth), dropout=r.dropout)
+    return RecognitionHead(d_in, num_classes, d_model=dim, depth=depth, num_heads=heads, dropout=r.dropout,
+                           max_positions=max(1024, longest))

@@ -224,6 +224,24 @@ class BacktranslatorConfig:
 
 
 @dataclass(frozen=True)
+class RecognitionConfig:
+    """Recognition of unseen isolated signs (section 5, table 3); their corpus is synth/isolated.py's."""
+
+    model: Literal["signmae", "gru", "transformer"] = "signmae"  # over frozen z; gru, transformer: raw keypoints
+    seed: int = _f(0, lo=0, doc="the unseen inventory's seed")
+    glosses: int = _f(40, lo=2, doc="unseen glosses")
+    signers: int = _f(4, lo=1, doc="unseen signers (none of the sentence corpus's)")
+    train_per_gloss: int = _f(8, lo=1, doc="clips per gloss in train (scaled by the gloss's frequency, 0.5-1.5)")
+    dev_per_gloss: int = _f(2, lo=1)
+    test_per_gloss: int = _f(3, lo=1)
+    dim: int = _f(0, lo=0, doc="0: pretrain.dim (the paper: a head configured like the SignMAE encoder)")
+    depth: int = _f(0, lo=0, doc="0: pretrain.depth")
+    heads: int = _f(0, lo=0, doc="0: pretrain.heads")
+    dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
+    epochs: int = _f(30, lo=1)
+
+
+@dataclass(frozen=True)
 class ComputeConfig:
     """How a trial is run: Ray Train scaling and checkpointing."""
 
@@ -253,6 +271,7 @@ class ExperimentConfig:
     sign2text: Sign2TextConfig = field(default_factory=Sign2TextConfig)
     text2sign: Text2SignConfig = field(default_factory=Text2SignConfig)
     backtranslator: BacktranslatorConfig = field(default_factory=BacktranslatorConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
 
     def __post_init__(self) -> None:
@@ -362,6 +381,10 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
         if sub.dim % sub.heads:
             raise ConfigError(f"{section}.dim must be divisible by {section}.heads ({sub.heads}), "
                               f"got {sub.dim}{_where(source)}")
+    dim, heads = cfg.recognition.dim or cfg.pretrain.dim, cfg.recognition.heads or cfg.pretrain.heads
+    if dim % heads:
+        raise ConfigError(f"recognition.dim must be divisible by recognition.heads (0: pretrain's), got {dim} "
+                          f"and {heads}{_where(source)}")
     if cfg.profile not in PROFILES:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {cfg.profile!r}{_where(source)}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 from harness.cache import StageCache
@@ -16,7 +17,7 @@ from harness.config import ExperimentConfig
 from harness.data.record import Corpus
 from harness.loop import Runtime
 from harness.results import TaskResult, TrialResult, config_key
-from harness.stages import STAGES, TASK_STAGES, StageContext, cached_run, run_order, stage_keys
+from harness.stages import STAGES, TASK_FIGURES, TASK_STAGES, StageContext, cached_run, run_order, stage_keys
 from harness.stages.prepare import PREPARE
 
 
@@ -58,9 +59,18 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
     results = {name: TaskResult.from_json(stored[name]["result"])
                for task in tasks for name in TASK_STAGES[task]}
     sample = stored["text2sign"]["result"].get("sample") if "text2sign" in tasks else None
-    result = TrialResult(tasks=results, pretrain_metrics=ready["pretrain"].metrics, stages=status,
+    # The probe measures the pretraining's z: its metrics are the pretraining's (probe/*).
+    result = TrialResult(tasks=results, pretrain_metrics={**ready["pretrain"].metrics, **stored["probe"]["metrics"]},
+                         stages=status,
                          stage_seconds=seconds, seconds=time.perf_counter() - t0 - (runtime.waited_s - waited),
                          seed=cfg.seed,
                          config_key=config_key(cfg))
     return result, sample
 
+
+
+def figure_files(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache) -> list[Path]:
+    """The PNGs of the figure stages a trial of `tasks` ran (figure 5), in their cache entries."""
+    keys = stage_keys(cfg, tasks)
+    names = dict.fromkeys(n for task in tasks for n in TASK_FIGURES.get(task, ()))
+    return [png for n in names for png in sorted(cache.entry(STAGES[n].cache_folder, keys[n]).path.glob("*.png"))]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report import TASKS, _TASK_NAMES, _missing
+from harness.report import _LABELS, P_METRIC, TASKS, _TASK_NAMES, _missing
 
 # ----------------------------------------------------------------------------- the reading
 
@@ -16,24 +16,26 @@ ALPHA = 0.05  # the significance level the reading uses
 
 
 def reading(rows: Sequence[Mapping[str, Any]], baseline: str, alpha: float = ALPHA) -> list[str]:
-    """One sentence per task: each variant's BLEU-4 difference to the baseline row and whether its
-    paired-bootstrap p is below `alpha`. No sentence for a task without a baseline row or others."""
+    """One sentence per task: each variant's BLEU-4 (recognition: Top-1) difference to the baseline
+    row and whether its paired-bootstrap p is below `alpha`. No sentence for a task without a
+    baseline row or others."""
     out = []
     for task in TASKS:
+        m = P_METRIC[task]
         base = next((r for r in rows if r["task"] == task and r["variant"] == baseline), None)
-        others = [r for r in rows if r["task"] == task and r["variant"] != baseline and not _missing(r.get("p_bleu4"))]
+        others = [r for r in rows if r["task"] == task and r["variant"] != baseline and not _missing(r.get(f"p_{m}"))]
         if base is None or not others:
             continue
         parts = []
         for r in others:
-            p, diff = float(r["p_bleu4"]), float(r["bleu4"]) - float(base["bleu4"])
+            p, diff = float(r[f"p_{m}"]), float(r[m]) - float(base[m])
             shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
             verdict = "significant" if p < alpha else "not significant"
             parts.append(f"{r['variant']} {diff:+.2f} ({shown}, {verdict})")
-        sig = [r["variant"] for r in others if float(r["p_bleu4"]) < alpha]
+        sig = [r["variant"] for r in others if float(r[f"p_{m}"]) < alpha]
         summary = (f"{', '.join(sig)} {'differs' if len(sig) == 1 else 'differ'} from {baseline} at p < {alpha}"
                    if sig else f"no variant differs from {baseline} at p < {alpha}")
-        out.append(f"Reading, {_TASK_NAMES[task]} BLEU-4 against {baseline}: {'; '.join(parts)}: {summary}.")
+        out.append(f"Reading, {_TASK_NAMES[task]} {_LABELS[m]} against {baseline}: {'; '.join(parts)}: {summary}.")
     return out
 
 
@@ -78,4 +80,44 @@ def weights_text(pretrain_metrics: Mapping[str, Sequence[Mapping[str, float]]]) 
         if len(members) > 1:
             lines.append(f"**{' and '.join(members)} trained with the same weights on this data: their rows differ "
                          "only by nondeterminism.**")
+    return lines
+
+
+# ----------------------------------------------------------------------------- the representation probe
+
+PROBE_COLUMNS = ("knn_acc", "pair_hand", "pair_face", "pair_both")  # harness/stages/probe.py
+_PROBE_LABELS = {"knn_acc": "k-NN gloss acc.", "pair_hand": "hand pairs", "pair_face": "face pairs",
+                 "pair_both": "hand+face pairs"}
+
+
+def probe_columns(pretrain_metrics: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """{variant: {"probe_knn_acc": mean, "probe_knn_acc_std": std over seeds, ...}} from its seeds'
+    pretrain metrics (probe/*): the extra columns every row of the variant gets. A measure that
+    some seed lacks is left out."""
+    from harness.report import _mean_std
+    out: dict[str, dict[str, float]] = {}
+    for variant, ms in pretrain_metrics.items():
+        cols: dict[str, float] = {}
+        for c in PROBE_COLUMNS:
+            values = [m.get(f"probe/{c}") for m in ms]
+            if values and all(v is not None for v in values):
+                cols[f"probe_{c}"], cols[f"probe_{c}_std"] = _mean_std([float(v) for v in values])
+        if cols:
+            out[variant] = cols
+    return out
+
+
+def probe_text(columns: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The probe's columns as a markdown table for the footer (one row per variant)."""
+    if not columns:
+        return []
+    shown = [c for c in PROBE_COLUMNS if any(f"probe_{c}" in v for v in columns.values())]
+    lines = ["Representation probe of each variant's pretraining (1-NN of z on the corpus's own gloss clips: dev and "
+             "test clips against train clips, %; a minimal pair's clips against that pair's train clips only, "
+             "chance 50):", "",
+             "| Variant | " + " | ".join(_PROBE_LABELS[c] for c in shown) + " |", "|---|" + "---:|" * len(shown)]
+    for variant, cols in columns.items():
+        cells = [f"{cols[f'probe_{c}']:.1f} ± {cols[f'probe_{c}_std']:.1f}" if f"probe_{c}" in cols else "–"
+                 for c in shown]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return lines

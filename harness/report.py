@@ -37,26 +37,37 @@ import numpy as np
 from harness import metrics as _metrics
 from harness.io import atomic_write
 
-TASKS = ("sign2text", "text2sign")
+TASKS = ("sign2text", "text2sign", "recognition")
 TEXT_METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge")
 POSE_METRICS = ("mpjpe", "dtw_mje")
+RECOGNITION_METRICS = ("top1", "top5", "top10")  # table 3, percent
+TASK_METRICS = {"sign2text": TEXT_METRICS, "text2sign": TEXT_METRICS + POSE_METRICS,
+                "recognition": RECOGNITION_METRICS}
+# What each task's p-value tests: BLEU-4 for the translators, Top-1 for recognition.
+P_METRIC = {"sign2text": "bleu4", "text2sign": "bleu4", "recognition": "top1"}
 ALL_METRICS = TEXT_METRICS + POSE_METRICS
+# Recognition's columns come last, so a table of the translation tasks keeps its column order.
 CSV_COLUMNS = (
     ("variant", "task")
     + ALL_METRICS
     + tuple(f"{m}_std" for m in ALL_METRICS)
     + ("seeds", "p_bleu4")
+    + RECOGNITION_METRICS + tuple(f"{m}_std" for m in RECOGNITION_METRICS) + ("p_top1",)
+    # The representation probe of the row's pretraining (harness/reading.py probe_columns).
+    + tuple(f"probe_{m}{s}" for m in ("knn_acc", "pair_hand", "pair_face", "pair_both") for s in ("", "_std"))
 )
 BOOTSTRAP_SEED = 12345  # fixed so a table is reproducible from its trial outputs
 SYNTHETIC_LINE = "Synthetic corpus: these numbers are not PHOENIX14T or How2Sign results."
-_TASK_NAMES = {"sign2text": "sign-to-text", "text2sign": "text-to-sign's back-translation"}
+_TASK_NAMES = {"sign2text": "sign-to-text", "text2sign": "text-to-sign's back-translation",
+               "recognition": "recognition"}
 _LABELS = {
     "bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4",
-    "rouge": "ROUGE-L", "mpjpe": "MPJPE", "dtw_mje": "DTW-MJE",
+    "rouge": "ROUGE-L", "mpjpe": "MPJPE", "dtw_mje": "DTW-MJE", "top1": "Top-1", "top5": "Top-5", "top10": "Top-10",
 }
 _TASK_TITLES = {
     "sign2text": "Sign-to-text (SLT)",
     "text2sign": "Text-to-sign (SLP; BLEU/ROUGE-L by back-translation)",
+    "recognition": "Recognition of unseen isolated signs (Top-k accuracy, %)",
 }
 
 
@@ -70,7 +81,7 @@ def _check_result(i: int, r: Mapping[str, Any]) -> None:
             raise ValueError(f"{where}: missing key {key!r}")
     if r["task"] not in TASKS:
         raise ValueError(f"{where}: task must be one of {TASKS}, got {r['task']!r}")
-    needed = TEXT_METRICS + (POSE_METRICS if r["task"] == "text2sign" else ())
+    needed = TASK_METRICS[r["task"]]
     missing = [m for m in needed if m not in r["metrics"]]
     if missing:
         raise ValueError(f"{where} ({r['variant']}, {r['task']}, seed {r['seed']}): metrics lack {missing}")
@@ -112,6 +123,20 @@ def _p_bleu4(
     return _metrics.paired_bootstrap_bleu4(hyps_base, hyps_sys, refs, n_bootstrap, BOOTSTRAP_SEED)
 
 
+def _p_top1(system: dict[int, Mapping[str, Any]], baseline: dict[int, Mapping[str, Any]], n_bootstrap: int
+            ) -> float | None:
+    """Paired bootstrap on Top-1 (each row's hypotheses are its top-1 glosses), seeds paired and
+    concatenated like BLEU-4's."""
+    from harness.probe import paired_bootstrap_accuracy
+    shared = sorted(set(system) & set(baseline))
+    pairs = [(h == ref, b == ref) for seed in shared
+             for h, b, ref in zip(system[seed]["hypotheses"], baseline[seed]["hypotheses"], system[seed]["references"])]
+    if not pairs:
+        return None
+    sys_ok, base_ok = (np.array(v) for v in zip(*pairs))
+    return paired_bootstrap_accuracy(base_ok, sys_ok, n_bootstrap, BOOTSTRAP_SEED)
+
+
 def build_table(
     results: Iterable[Mapping[str, Any]],
     variants_in_order: Sequence[str],
@@ -151,16 +176,16 @@ def build_table(
                 continue
             ordered = [group[s] for s in sorted(group)]
             row: dict[str, Any] = {"variant": variant, "task": task}
-            for m in ALL_METRICS:
-                if m in POSE_METRICS and task == "sign2text":
+            for m in ALL_METRICS + RECOGNITION_METRICS:
+                if m not in TASK_METRICS[task]:
                     row[m] = row[f"{m}_std"] = None
                     continue
                 row[m], row[f"{m}_std"] = _mean_std([float(r["metrics"][m]) for r in ordered])
             row["seeds"] = len(ordered)
-            if variant == baseline or base_group is None:
-                row["p_bleu4"] = None
-            else:
-                row["p_bleu4"] = _p_bleu4(group, base_group, n_bootstrap)
+            row["p_bleu4"] = row["p_top1"] = None
+            if variant != baseline and base_group is not None:
+                test = _p_top1 if task == "recognition" else _p_bleu4
+                row[f"p_{P_METRIC[task]}"] = test(group, base_group, n_bootstrap)
             rows.append(row)
     return rows
 
@@ -174,11 +199,15 @@ def headline_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     say that lower is better ("text2sign.test_mpjpe_lower_better.apw.mean")."""
     out = {}
     for r in rows:
-        for m in ("bleu4", "rouge") + POSE_METRICS:
+        for m in ("bleu4", "rouge") + POSE_METRICS + RECOGNITION_METRICS:
             if _missing(r.get(m)):
                 continue
             name = f"{r['task']}.test_{m}{'_lower_better' if m in POSE_METRICS else ''}.{r['variant']}"
             out[f"{name}.mean"], out[f"{name}.std"] = float(r[m]), float(r.get(f"{m}_std") or 0.0)
+        for c in ("knn_acc", "pair_hand", "pair_face", "pair_both"):  # the variant's pretraining, on every row
+            if not _missing(r.get(f"probe_{c}")):
+                out[f"probe.{c}.{r['variant']}.mean"] = float(r[f"probe_{c}"])
+                out[f"probe.{c}.{r['variant']}.std"] = float(r.get(f"probe_{c}_std") or 0.0)
     return out
 
 
@@ -210,10 +239,11 @@ def degenerate_outputs(results: Iterable[Mapping[str, Any]], variants_in_order: 
         variants = sorted(variants, key=lambda v: order.get(v, len(order)))
         rows = "every row" if len(variants) == len({v for t, v in hyps if t == task}) else "rows " + ", ".join(variants)
         empty, n = counts[(task, problem)]
-        what = (f"empty hypotheses for {empty} of {n} test sentences" if problem == "empty"
-                else f"one and the same hypothesis for all {n} test sentences")
+        items, learn = ("test clips", "recognise") if task == "recognition" else ("test sentences", "translate")
+        what = (f"empty hypotheses for {empty} of {n} {items}" if problem == "empty"
+                else f"one and the same hypothesis for all {n} {items}")
         lines.append(f"{_TASK_NAMES[task].capitalize()} produced {what} ({rows}): its models have not learned "
-                     f"to translate at this profile, and its scores do not separate the rows.")
+                     f"to {learn} at this profile, and its scores do not separate the rows.")
     return lines
 
 
@@ -234,15 +264,15 @@ def _cell(row: Mapping[str, Any], metric: str) -> str:
 
 
 def _p_cell(row: Mapping[str, Any], baseline: str | None) -> str:
-    p = row.get("p_bleu4")
+    p = row.get(f"p_{P_METRIC[row['task']]}")
     if _missing(p):
         return "(baseline)" if row["variant"] == baseline else "–"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _markdown_table(rows: list[Mapping[str, Any]], task: str, baseline: str | None) -> str:
-    metrics = TEXT_METRICS + (POSE_METRICS if task == "text2sign" else ())
-    header = ["Variant"] + [_LABELS[m] for m in metrics] + ["p (BLEU-4)"]
+    metrics = TASK_METRICS[task]
+    header = ["Variant"] + [_LABELS[m] for m in metrics] + [f"p ({_LABELS[P_METRIC[task]]})"]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "---|" + "---:|" * (len(header) - 1),
@@ -305,6 +335,9 @@ def footer_text(
     degenerate: Sequence[str] = (),
     readings: Sequence[str] = (),
     weights: Sequence[str] = (),
+    recognition: bool = False,
+    translation: bool = True,
+    probe: Sequence[str] = (),
 ) -> str:
     """The footer every table carries: data, profile, seeds, metric conventions, commit, the
     `reading` of the table and what `degenerate_outputs` found."""
@@ -323,6 +356,14 @@ def footer_text(
         f"p (BLEU-4): paired bootstrap on BLEU-4 vs {vs} of the same task "
         f"(sacrebleu, {samples}seeds paired and their outputs concatenated).",
     ]
+    if not translation:  # a recognition table: no BLEU, MPJPE or BLEU-4 test to explain
+        lines = lines[:1]
+    if recognition:
+        lines += ["", "Top-1/5/10: percent of test clips of the unseen isolated signs whose gloss is among the k "
+                      "highest logits. p (Top-1): paired bootstrap on per-clip top-1 correctness vs the baseline row "
+                      "(seeds paired and concatenated)."]
+    if probe:
+        lines += [""] + list(probe)
     if weights:
         lines += [""] + list(weights)
     if readings:
@@ -332,59 +373,3 @@ def footer_text(
     if synthetic:
         lines += ["", f"**{SYNTHETIC_LINE}**"]
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- figure 3
-
-
-def plot_curve(
-    rows: Sequence[Mapping[str, Any]],
-    x_of_variant: Mapping[str, float],
-    metric: str = "bleu4",
-    task: str = "sign2text",
-    path: str | os.PathLike | None = None,
-    title: str = "",
-    x_label: str = "stride",
-) -> Path:
-    """A PNG of metric (mean, error bar = std over seeds) against x_of_variant[variant].
-
-    Figure 3 of the paper: BLEU-4 of sign-to-text over strides 1..15. Rows of other tasks or of
-    variants without an x are ignored. Written atomically; returns the path.
-    """
-    if path is None:
-        raise ValueError("plot_curve needs a path for the PNG")
-    if metric not in ALL_METRICS:
-        raise ValueError(f"metric must be one of {ALL_METRICS}, got {metric!r}")
-    points = sorted(
-        (float(x_of_variant[r["variant"]]), float(r[metric]), float(r.get(f"{metric}_std") or 0.0))
-        for r in rows
-        if r["task"] == task and r["variant"] in x_of_variant and not _missing(r.get(metric))
-    )
-    if not points:
-        raise ValueError(f"no {task} row has both an x value and {metric}; nothing to plot")
-    # Figure + Agg canvas, not pyplot: no global figure state, safe from threads and without a display.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    xs, ys, errs = (list(v) for v in zip(*points))
-    fig = Figure(figsize=(5.0, 3.2), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, linewidth=1.5)
-    best = int(np.argmin(ys) if metric in POSE_METRICS else np.argmax(ys))
-    ax.scatter([xs[best]], [ys[best]], s=80, facecolors="none", edgecolors="red", zorder=3,
-               label=f"best: {x_label} {xs[best]:g}")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(_LABELS[metric])
-    if all(float(x).is_integer() for x in xs):
-        ax.set_xticks(xs)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    out = Path(path)
-    atomic_write(out, buf.getvalue())
-    return out

@@ -22,9 +22,9 @@ from typing import Any
 from harness.config import ExperimentConfig, apply_overrides, config_from_dict, flatten
 from harness.io import atomic_write, digest
 
-TASKS = ("sign2text", "text2sign")
+TASKS = ("sign2text", "text2sign", "recognition")
 # Tasks whose dev/test results a trial returns: the two of the paper plus text-to-sign's judge.
-RESULT_TASKS = ("sign2text", "text2sign", "backtranslator")
+RESULT_TASKS = ("sign2text", "text2sign", "backtranslator", "recognition")
 SPLITS = ("dev", "test")
 
 
@@ -156,9 +156,11 @@ class TrialResult:
     trial_wall_s: float | None = None  # the trial's time through Tune and Train (set by its driver)
 
     def final_metrics(self) -> dict[str, float]:
-        """Flat dev and test metrics for Tune and MLflow: sign2text/test_bleu4, text2sign/dev_mpjpe, ..."""
-        return {metric_key(task, split, k): float(v) for task in RESULT_TASKS if task in self.tasks
-                for split in SPLITS for k, v in getattr(self.tasks[task], split).metrics.items()}
+        """Flat dev and test metrics for Tune and MLflow: sign2text/test_bleu4, text2sign/dev_mpjpe, ...,
+        and the representation probe's (probe/knn_acc, ...)."""
+        return {**{metric_key(task, split, k): float(v) for task in RESULT_TASKS if task in self.tasks
+                   for split in SPLITS for k, v in getattr(self.tasks[task], split).metrics.items()},
+                **{k: float(v) for k, v in self.pretrain_metrics.items() if k.startswith("probe/")}}
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {task: self.tasks[task].to_json() for task in RESULT_TASKS if task in self.tasks}

@@ -8,6 +8,9 @@ it sits on. It reads a sequence of z's (or frame tokens), pools by a prepended [
 the mean over valid positions, and classifies into glosses. Top-1/5/10 accuracy (table 3) comes
 from predict(k).
 
+Table 3's baselines read keypoints, not z: a GRU over normalized keypoints (GRUClassifier; GRU +
+Normalization [38]) and a Transformer encoder over the frames (RecognitionHead itself, fed frames).
+
 Masks are True where a position is valid (see models/transformer.py).
 """
 
@@ -81,5 +84,39 @@ class RecognitionHead(nn.Module):
 
     def predict(self, x: torch.Tensor, x_mask: torch.Tensor, k: int = 1) -> torch.Tensor:
         """(B, k) class ids, best first (table 3's top-k accuracy: label in row)."""
+        with evaluating(self):
+            return self.logits(x, x_mask).topk(k, dim=-1).indices  # (B, k)
+
+
+class GRUClassifier(nn.Module):
+    """(B, T, D_in) frames + (B, T) mask -> gloss logits: a bidirectional GRU, the mean of its
+    states over valid frames, one linear layer. The same interface as RecognitionHead."""
+
+    def __init__(self, d_in: int, num_classes: int, hidden: int = 128, layers: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.in_proj = nn.Linear(d_in, hidden)
+        self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, bidirectional=True,
+                          dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(2 * hidden, num_classes)
+
+    def logits(self, x: torch.Tensor, x_mask: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ValueError(f"GRUClassifier: expected x of shape (B, T, D_in), got {tuple(x.shape)}")
+        check_mask(x_mask, x.shape[:2], "GRUClassifier x_mask")
+        x = x.masked_fill(~x_mask[..., None], 0.0)
+        lengths = x_mask.sum(dim=1).cpu()  # (B,)
+        packed = nn.utils.rnn.pack_padded_sequence(self.dropout(self.in_proj(x)), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        h, _ = self.gru(packed)
+        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])  # (B, T, 2H)
+        weights = x_mask[..., None].to(h.dtype)  # (B, T, 1)
+        pooled = (h * weights).sum(dim=1) / weights.sum(dim=1)  # (B, 2H)
+        return self.classifier(self.dropout(pooled))  # (B, num_classes)
+
+    def forward(self, x: torch.Tensor, x_mask: torch.Tensor, labels: torch.Tensor) -> ModelOutput:
+        return ModelOutput(F.cross_entropy(self.logits(x, x_mask), labels))
+
+    def predict(self, x: torch.Tensor, x_mask: torch.Tensor, k: int = 1) -> torch.Tensor:
         with evaluating(self):
             return self.logits(x, x_mask).topk(k, dim=-1).indices  # (B, k)

@@ -38,6 +38,10 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
     rows = read_csv(results / name / "table.csv")
     assert [(r["variant"], r["task"]) for r in rows] == [(v, t) for t in spec.tasks for v in variants]
     for r in rows:
+        if r["task"] == "recognition":  # table 3: Top-1 <= Top-5 <= Top-10, a paired test on Top-1
+            assert 0.0 <= float(r["top1"]) <= float(r["top5"]) <= float(r["top10"]) <= 100.0 and r["bleu4"] == ""
+            assert r["p_top1"] == "" if r["variant"] == spec.baseline else 0.0 < float(r["p_top1"]) <= 1.0
+            continue
         for metric in ("bleu1", "bleu2", "bleu3", "bleu4", "rouge"):
             assert 0.0 <= float(r[metric]) <= 100.0
         if r["task"] == "text2sign":
@@ -58,13 +62,17 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.params["pretrain.window"] and "seed" in child.data.tags and "task" in child.data.tags
-        assert any(k.startswith("sign2text/") or k.startswith("text2sign/") for k in child.data.metrics)
+        assert any(k.split("/")[0] in spec.tasks for k in child.data.metrics)
     return rows
 
 
 def _artifacts(results, run_id):
+    return _artifacts_in(results, run_id, None)
+
+
+def _artifacts_in(results, run_id, path):
     from mlflow.tracking import MlflowClient
-    return MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}").list_artifacts(run_id)
+    return MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}").list_artifacts(run_id, path)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +99,11 @@ def test_apw_table_and_mlflow(apw_run):
     assert table["columns"] == ["task", "reference", "hypothesis", "sentence_bleu4"]
     assert {row[0] for row in table["data"]} == {"sign2text", "text2sign"}
     assert all(0.0 <= row[3] <= 100.0 and row[1] for row in table["data"])
+    # The representation probe of every pretraining: trial metrics, the table's extra columns, its footer table.
+    assert 0 <= runs[0].data.metrics["probe/knn_acc"] <= 100 and "probe/pair_hand" in runs[0].data.metrics
+    assert trial["pretrain"]["metrics"]["probe/knn_acc"] == runs[0].data.metrics["probe/knn_acc"]
+    assert all(0 <= float(r["probe_knn_acc"]) <= 100 for r in rows)
+    assert "Representation probe of each variant's pretraining" in (results / "apw" / "table.md").read_text()
 
 
 def test_second_identical_run_trains_nothing(apw_run):
@@ -143,3 +156,17 @@ def test_every_other_ablation(name, tmp_path):
         trials = [json.loads(p.read_text()) for p in (tmp_path / "stride" / "trials").glob("*.json")]
         assert len(trials) == 4
         assert sum(t["stages"]["pretrain"] == "computed" for t in trials) == 1  # one pretraining for all strides
+    if name == "recognition":  # table 3 with its two baselines, on one pretraining and one isolated corpus
+        trials = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "recognition" / "trials").glob("*.json")}
+        assert sorted(trials) == ["gru-seed0", "ours-seed0", "transformer-seed0"]
+        for stage in ("pretrain", "isolated"):
+            assert sum(t["stages"][stage] == "computed" for t in trials.values()) == 1
+        md = (tmp_path / "recognition" / "table.md").read_text()
+        assert "| Variant | Top-1 | Top-5 | Top-10 | p (Top-1) |" in md and "BLEU-1..4" not in md
+        assert "Pose weights" not in md  # the rows share one pretraining: its weights tell them nothing
+        children = [r for r in mlflow_runs(tmp_path, "recognition") if "mlflow.parentRunId" in r.data.tags]
+        assert all(0 <= c.data.metrics["recognition/test_top1"] <= 100 for c in children)
+        for child in children:  # figure 5 of the trial's pretraining
+            figures = {a.path for a in _artifacts_in(tmp_path, child.info.run_id, "figures")}
+            assert figures == {"figures/tsne.png"}, figures
+        assert {c.data.params["recognition.model"] for c in children} == {"signmae", "gru", "transformer"}

@@ -154,3 +154,14 @@ def test_seeds_have_an_upper_bound():
     assert apply_overrides(load_profile("debug"), {"seeds": 1000}).seeds == 1000
     with pytest.raises(ConfigError, match=r"^seeds must be in \[1, 1000\], got 1001 \(--set\)$"):
         load_profile("debug", {"seeds": 1001}, "--set")
+
+
+def test_recognition_head_width_must_split_into_its_heads():
+    from harness.config import ConfigError, apply_overrides, load_profile
+    cfg = load_profile("debug")
+    assert apply_overrides(cfg, {"recognition.dim": 48, "recognition.heads": 3}).recognition.dim == 48
+    with pytest.raises(ConfigError, match=r"recognition.dim must be divisible by recognition.heads \(0: pretrain's\), "
+                                          r"got 33 and 2 \(--set\)"):
+        apply_overrides(cfg, {"recognition.dim": 33}, "--set")  # debug pretrain.heads: 2
+    with pytest.raises(ConfigError, match="recognition.model must be one of"):
+        apply_overrides(cfg, {"recognition.model": "lstm"})

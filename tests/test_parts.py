@@ -75,7 +75,8 @@ def test_drop_parts_masks_exactly_the_dropped_points_as_absent():
 def test_parts_are_in_the_keys_of_every_stage_that_sees_them_but_not_the_judges(tiny_cfg):
     base = stage_keys(tiny_cfg, BOTH)
     body = stage_keys(apply_overrides(tiny_cfg, {"pretrain.parts": ["body"]}), BOTH)
-    assert {n for n in base if base[n] != body[n]} == {"pretrain", "embed", "sign2text", "embed_t2s", "text2sign"}
+    assert {n for n in base if base[n] != body[n]} == {"pretrain", "probe", "embed", "sign2text", "embed_t2s",
+                                                       "text2sign"}
     assert body["backtranslator"] == base["backtranslator"] and body["prepare"] == base["prepare"]
 
 
@@ -103,3 +104,20 @@ def test_the_parts_ablation():
     assert parts == {"all": tuple(CANONICAL.parts), "no_hands": ("body", "face"),
                      "no_face": ("body", "left_hand", "right_hand"), "body_only": ("body",)}
     assert load_profile("default").seeds == 3
+
+
+def test_the_probe_of_z_sees_the_hands_only_when_pretraining_does(tmp_path):
+    """The positive control of the representation probe (harness/stages/probe.py): z of a SignMAE
+    pretrained without hands and face cannot tell hand minimal pairs apart (chance 50%); with them
+    it can. Measured at the debug profile, seed 0: 90.9% against 45.5% (22 clips each)."""
+    from harness.cache import StageCache
+    from harness.loop import local_runtime
+    from harness.pipeline import run_trial
+    probe = {}
+    for name, parts in (("all", ["body", "face", "left_hand", "right_hand"]), ("body", ["body"])):
+        cfg = apply_overrides(load_profile("debug"), {"pretrain.parts": parts, "sign2text.epochs": 1})
+        result, _ = run_trial(cfg, ("sign2text",), StageCache(tmp_path / "cache"), local_runtime(lambda s: None))
+        probe[name] = result.pretrain_metrics
+    assert probe["all"]["probe/pair_hand_n"] == probe["body"]["probe/pair_hand_n"] >= 10
+    assert probe["all"]["probe/pair_hand"] >= 75.0 and probe["body"]["probe/pair_hand"] <= 65.0, probe
+    assert probe["all"]["probe/knn_acc"] > probe["body"]["probe/knn_acc"] + 10.0, probe

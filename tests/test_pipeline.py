@@ -18,11 +18,11 @@ BOTH = ("sign2text", "text2sign")
 
 
 def test_the_graph_is_walked_after_each_stages_needs():
-    assert run_order(("sign2text",)) == ["prepare", "pretrain", "embed", "sign2text"]
-    assert run_order(BOTH) == ["prepare", "pretrain", "embed", "sign2text", "embed_t2s", "backtranslator",
+    assert run_order(("sign2text",)) == ["prepare", "pretrain", "probe", "embed", "sign2text"]
+    assert run_order(BOTH) == ["prepare", "pretrain", "probe", "embed", "sign2text", "embed_t2s", "backtranslator",
                                "text2sign"]
     for name in STAGES:
-        order = run_order(BOTH)
+        order = run_order(BOTH + ("recognition",))
         assert all(order.index(n) < order.index(name) for n in STAGES[name].needs)
 
 
@@ -37,7 +37,7 @@ def test_keys_are_shared_exactly_where_the_outputs_are(tiny_cfg):
     stride = stage_keys(apply_overrides(tiny_cfg, {"embed.stride": 3}), BOTH)
     assert {n for n in base if base[n] != stride[n]} == {"embed", "sign2text"}  # one pretraining for all strides
     weighting = stage_keys(apply_overrides(tiny_cfg, {"pretrain.weighting": "fpw"}), BOTH)
-    assert {n for n in base if base[n] != weighting[n]} == {"pretrain", "embed", "sign2text", "embed_t2s",
+    assert {n for n in base if base[n] != weighting[n]} == {"pretrain", "probe", "embed", "sign2text", "embed_t2s",
                                                               "text2sign"}  # the back-translator is shared
     seed = stage_keys(apply_overrides(tiny_cfg, {"seed": 1}), BOTH)
     assert {n for n in base if base[n] == seed[n]} == {"prepare"}

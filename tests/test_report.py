@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from harness import report
-from harness.report import CSV_COLUMNS, SYNTHETIC_LINE, build_table, footer_text, plot_curve, write_table
+from harness.figures import plot_curve
+from harness.report import CSV_COLUMNS, SYNTHETIC_LINE, build_table, footer_text, write_table
 
 REFS = ["der regen kommt", "morgen wird es kalt", "im norden sonne"]
 
@@ -131,7 +132,10 @@ def test_write_table_writes_markdown_and_csv(tmp_path, fake_bootstrap):
     assert tuple(table[0]) == CSV_COLUMNS
     assert CSV_COLUMNS == ("variant", "task", "bleu1", "bleu2", "bleu3", "bleu4", "rouge", "mpjpe", "dtw_mje",
                            "bleu1_std", "bleu2_std", "bleu3_std", "bleu4_std", "rouge_std", "mpjpe_std",
-                           "dtw_mje_std", "seeds", "p_bleu4")
+                           "dtw_mje_std", "seeds", "p_bleu4", "top1", "top5", "top10", "top1_std", "top5_std",
+                           "top10_std", "p_top1", "probe_knn_acc", "probe_knn_acc_std", "probe_pair_hand",
+                           "probe_pair_hand_std", "probe_pair_face", "probe_pair_face_std", "probe_pair_both",
+                           "probe_pair_both_std")
     first = dict(zip(table[0], table[1]))
     assert first["variant"] == "none" and first["task"] == "sign2text" and first["p_bleu4"] == ""
     assert first["mpjpe"] == "" and float(first["bleu4"]) == 11.5 and first["seeds"] == "2"
@@ -272,3 +276,72 @@ def test_live_view_shows_every_running_trial():
     view.on_trial_complete(0, [], a)
     last = out.getvalue().splitlines()[-1]
     assert "none-seed0: finished" in last and "apw-seed0: sign2text epoch 1/40" in last
+
+
+GLOSSES = ["BUS", "TRAIN", "LEFT", "RIGHT"]
+
+
+def _rec(variant, seed, top1, hyps):
+    return {"variant": variant, "seed": seed, "task": "recognition",
+            "metrics": {"top1": top1, "top5": top1 + 10, "top10": 100.0}, "hypotheses": hyps,
+            "references": list(GLOSSES)}
+
+
+def test_recognition_rows_table_3_layout_and_a_paired_test_on_top1(tmp_path):
+    results = [_rec("ours", 0, 100.0, GLOSSES), _rec("ours", 1, 75.0, ["BUS", "TRAIN", "LEFT", "LEFT"]),
+               _rec("gru", 0, 25.0, ["BUS", "BUS", "BUS", "BUS"]), _rec("gru", 1, 25.0, ["BUS", "BUS", "BUS", "BUS"])]
+    rows = build_table(results, ["ours", "gru"], baseline="ours", n_bootstrap=200)
+    ours, gru = rows
+    assert ours["top1"] == 87.5 and ours["top1_std"] == pytest.approx(math.sqrt(2 * 12.5 ** 2))
+    assert gru["top5"] == 35.0 and gru["bleu4"] is None and gru["mpjpe"] is None
+    assert ours["p_top1"] is None and gru["p_bleu4"] is None
+    # 8 paired clips: ours right on 7, gru on 2 (both right on 2): a large, certain difference.
+    assert 0 < gru["p_top1"] < 0.05
+    md = write_table(rows, tmp_path, "recognition", footer_text("synth", "debug", [0, 1], "abc", True,
+                                                                baseline="ours", recognition=True), baseline="ours")
+    assert "## Recognition of unseen isolated signs (Top-k accuracy, %)" in md
+    assert "| Variant | Top-1 | Top-5 | Top-10 | p (Top-1) |" in md
+    assert "| ours | 87.50 ± 17.68 | 97.50 ± 17.68 | 100.00 ± 0.00 | (baseline) |" in md
+    assert "Top-1/5/10: percent of test clips" in md and "BLEU-1..4" in md
+    alone = footer_text("synth", "debug", [0], "abc", True, recognition=True, translation=False)
+    assert "BLEU-1..4" not in alone and "Top-1/5/10" in alone and alone.startswith("Corpus: synth.")
+    from harness import reading
+    line, = reading.reading(rows, "ours")
+    assert line.startswith("Reading, recognition Top-1 against ours: gru -62.50 (")
+    assert report.headline_metrics(rows)["recognition.test_top1.gru.mean"] == 25.0
+
+
+def test_paired_bootstrap_accuracy():
+    from harness.probe import paired_bootstrap_accuracy
+    same = [True, False, True, True]
+    assert paired_bootstrap_accuracy(same, same) == 1.0  # no difference is no evidence
+    a = [True] * 40 + [False] * 40
+    assert paired_bootstrap_accuracy(a, [True] * 80, 500) < 0.01
+    near = paired_bootstrap_accuracy(a, [True] * 41 + [False] * 39, 500)
+    assert near > 0.2  # one item of 80
+    with pytest.raises(ValueError, match="equal"):
+        paired_bootstrap_accuracy([True], [True, False])
+
+
+def test_probe_columns_and_their_footer_table(tmp_path, fake_bootstrap):
+    from harness import reading
+    metrics = {"none": [{"probe/knn_acc": 60.0, "probe/pair_hand": 50.0, "pretrain/w_face_q50": 1.0},
+                        {"probe/knn_acc": 70.0, "probe/pair_hand": 60.0}],
+               "apw": [{"probe/knn_acc": 80.0}, {"probe/knn_acc": 80.0, "probe/pair_face": 90.0}],
+               "fpw": [{}]}
+    cols = reading.probe_columns(metrics)
+    assert cols["none"] == {"probe_knn_acc": 65.0, "probe_knn_acc_std": pytest.approx(math.sqrt(50)),
+                            "probe_pair_hand": 55.0, "probe_pair_hand_std": pytest.approx(math.sqrt(50))}
+    assert cols["apw"] == {"probe_knn_acc": 80.0, "probe_knn_acc_std": 0.0}  # a seed lacks pair_face
+    assert "fpw" not in cols
+    lines = reading.probe_text(cols)
+    assert "| Variant | k-NN gloss acc. | hand pairs |" in lines
+    assert "| none | 65.0 ± 7.1 | 55.0 ± 7.1 |" in lines and "| apw | 80.0 ± 0.0 | – |" in lines
+    rows = build_table([_result("none", 0, "sign2text", 10.0), _result("apw", 0, "sign2text", 12.0)], ["none", "apw"],
+                       "none", n_bootstrap=10)
+    rows = [{**r, **cols.get(r["variant"], {})} for r in rows]
+    md = write_table(rows, tmp_path, "t", footer_text("synth", "debug", [0, 1], "abc", True, probe=lines))
+    assert "Representation probe of each variant's pretraining" in md
+    table = {r["variant"]: r for r in csv.DictReader(open(tmp_path / "table.csv"))}
+    assert float(table["none"]["probe_knn_acc"]) == 65.0 and table["apw"]["probe_pair_hand"] == ""
+    assert report.headline_metrics(rows)["probe.knn_acc.apw.mean"] == 80.0

@@ -1,8 +1,11 @@
 """The stages of one trial and their graph (paper sections 3.2-3.4, appendix B).
 
-    prepare -> pretrain (SignMAE) -> embed (sliding windows, embed.stride) -> sign2text
+    prepare -> pretrain (SignMAE) -> probe (k-NN of z on the corpus's own glosses; every trial)
+    prepare -> pretrain -> embed (sliding windows, embed.stride) -> sign2text
     prepare -> backtranslator (the text-to-sign judge)
     pretrain -> embed_t2s (stride = window) -> text2sign (+ the frozen decoder and the judge)
+    isolated (the unseen isolated signs), pretrain -> recognition (section 5, table 3)
+    isolated, pretrain -> figure5 (a t-SNE of z of unseen signs, zero-shot; section 5, figure 5)
 
 Each stage's output is cached under RESULTS/cache/<folder>/<key>, where the key hashes the stage's
 settings and the keys of its direct upstream stages (`stage_keys`), so an ablation that varies
@@ -16,15 +19,22 @@ from harness.cache import content_key
 from harness.config import ExperimentConfig
 from harness.stages.base import Stage, StageContext, cached_run
 from harness.stages.embed import EMBED, EMBED_T2S
+from harness.stages.figure5 import FIGURE5
 from harness.stages.prepare import PREPARE
 from harness.stages.pretrain import PRETRAIN
+from harness.stages.probe import PROBE
+from harness.stages.recognition import ISOLATED, RECOGNITION
 from harness.stages.text2sign import TEXT2SIGN
 from harness.stages.translate import BACKTRANSLATOR, SIGN2TEXT
 
-STAGES: dict[str, Stage] = {s.name: s for s in (PREPARE, PRETRAIN, EMBED, SIGN2TEXT, BACKTRANSLATOR, EMBED_T2S,
-                                                 TEXT2SIGN)}
+STAGES: dict[str, Stage] = {s.name: s for s in (PREPARE, PRETRAIN, PROBE, EMBED, SIGN2TEXT, BACKTRANSLATOR, EMBED_T2S,
+                                                 TEXT2SIGN, ISOLATED, RECOGNITION, FIGURE5)}
 # What each task of an ablation needs computed: its own stage, and for text-to-sign its judge's results.
-TASK_STAGES = {"sign2text": ("sign2text",), "text2sign": ("text2sign", "backtranslator")}
+TASK_STAGES = {"sign2text": ("sign2text",), "text2sign": ("text2sign", "backtranslator"),
+               "recognition": ("recognition",)}
+# Stages a task also runs whose output is a figure, not a result: figure 5 for every pretraining
+# that recognition reads.
+TASK_FIGURES = {"recognition": ("figure5",)}
 CACHE_FOLDERS = tuple(dict.fromkeys(s.cache_folder for s in STAGES.values()))
 
 
@@ -53,8 +63,9 @@ def run_order(tasks: tuple[str, ...]) -> list[str]:
             order.append(name)
 
     visit("pretrain")
+    visit("probe")  # the representation probe of every pretraining
     for task in tasks:
-        for name in TASK_STAGES[task]:
+        for name in TASK_STAGES[task] + TASK_FIGURES.get(task, ()):
             visit(name)
     return order
 
@@ -69,5 +80,5 @@ def stage_keys(cfg: ExperimentConfig, tasks: tuple[str, ...]) -> dict[str, str]:
     return keys
 
 
-__all__ = ["CACHE_FOLDERS", "STAGES", "TASK_STAGES", "Stage", "StageContext", "cached_run", "run_order",
+__all__ = ["CACHE_FOLDERS", "STAGES", "TASK_FIGURES", "TASK_STAGES", "Stage", "StageContext", "cached_run", "run_order",
            "stage_keys"]

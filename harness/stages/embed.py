@@ -13,38 +13,16 @@ import torch
 
 from harness.builders import text2sign_stride
 from harness.config import ExperimentConfig
-from harness.data.datasets import sliding_windows
+from harness.encode import encode_sequences
 from harness.io import load_torch, save_torch
 from harness.stages.base import Stage, StageContext
-
-# Windows per encoder call. Small enough that every intermediate stays in cache and below the
-# allocator's mmap threshold: at 512 each (512, 16, 73, 73) CTR-GC block was mmapped and zero-filled
-# page by page for every call. Measured per window on one thread (default profile): 16 is 2.4x
-# faster than 512 with the original CTR-GC and 2.0x with the current one (8 and 32 are slower).
-# Z does not depend on the chunk: torch.equal at 16 and 512 (tests/test_extractor.py checks it).
-CHUNK = 16
 
 
 def embed(ctx: StageContext, stride: int) -> dict[str, list[torch.Tensor]]:
     """Z for every sequence of every split: split -> [(N_i, D)]."""
     encoder = ctx.inputs["pretrain"].model
-    device = ctx.runtime.device
-    window = ctx.cfg.pretrain.window
-    out: dict[str, list[torch.Tensor]] = {}
-    with torch.no_grad():
-        for split, seqs in ctx.inputs["prepare"].corpus.items():
-            windows, masks, counts = [], [], []
-            for seq in seqs:
-                win, wmask = sliding_windows(torch.from_numpy(seq.keypoints), torch.from_numpy(seq.mask),
-                                             window, stride)  # (N, w, V, C), (N, w, V)
-                windows.append(win)
-                masks.append(wmask)
-                counts.append(win.shape[0])
-            flat, flat_mask = torch.cat(windows), torch.cat(masks)  # (sum N, w, V, C), (sum N, w, V)
-            z = torch.cat([encoder.encode(flat[i:i + CHUNK].to(device), flat_mask[i:i + CHUNK].to(device)).cpu()
-                           for i in range(0, flat.shape[0], CHUNK)])  # (sum N, D)
-            out[split] = list(torch.split(z, counts))
-    return out
+    return {split: encode_sequences(encoder, seqs, ctx.cfg.pretrain.window, stride, ctx.runtime.device)
+            for split, seqs in ctx.inputs["prepare"].corpus.items()}
 
 
 def _save(out: dict, folder) -> None:

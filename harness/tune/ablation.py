@@ -15,7 +15,7 @@ from typing import Any
 
 from ray import tune
 
-from harness import folder_lock, reading, report, storage, tracking
+from harness import figures, folder_lock, reading, report, storage, tracking
 from harness.ablation import AblationSpec, variant_config
 from harness.cache import StageCache
 from harness.config import ConfigError, ExperimentConfig
@@ -204,14 +204,20 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
     if rows_in:
         corpus_name = trials[0].cfg.data.source
         rows = report.build_table(rows_in, list(spec.variants), spec.baseline)
+        probe = reading.probe_columns({v: [finished[t.key].pretrain_metrics for t in trials
+                                           if t.variant == v and t.key in finished] for v in spec.variants})
+        rows = [{**r, **probe.get(r["variant"], {})} for r in rows]
         seeds = sorted({t.seed for t in trials})
         degenerate = report.degenerate_outputs(rows_in, list(spec.variants))
+        translates = any(t in ("sign2text", "text2sign") for t in spec.tasks)
         for line in degenerate:
             say(f"warning: {line}")
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
-                                    readings=reading.reading(rows, spec.baseline),
-                                    weights=reading.weights_text(
+                                    recognition="recognition" in spec.tasks, translation=translates,
+                                    readings=reading.reading(rows, spec.baseline), probe=reading.probe_text(probe),
+                                    # A recognition table's rows share a pretraining: its weights say nothing of them.
+                                    weights=[] if not translates else reading.weights_text(
                                         {v: [finished[t.key].pretrain_metrics for t in trials
                                              if t.variant == v and t.key in finished] for v in spec.variants}))
         title = f"{spec.name}: {spec.question} (reproduces {spec.reproduces})"
@@ -223,7 +229,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
         files = [out_dir / "table.md", out_dir / "table.csv"]
         if spec.curve:
             png = out_dir / "curve.png"
-            report.plot_curve(rows, spec.curve["x"], "bleu4", "sign2text", png,
+            figures.plot_curve(rows, spec.curve["x"], "bleu4", "sign2text", png,
                               f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})",
                               x_label=spec.curve.get("xlabel", "x"))
             files.append(png)

@@ -9,7 +9,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 # The stages a trial reports epochs of, in the order it runs them (for the progress fraction).
-_PROGRESS_ORDER = ("pretrain", "sign2text", "backtranslator", "text2sign")
+_PROGRESS_ORDER = ("pretrain", "sign2text", "backtranslator", "text2sign", "recognition")
 
 
 def progress(stage: str, epoch: int, epochs: int, tasks: tuple[str, ...]) -> float:

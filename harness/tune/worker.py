@@ -31,7 +31,7 @@ from harness import storage, tracking
 from harness.cache import StageCache
 from harness.io import atomic_write, load_torch, save_torch, sha256_file
 from harness.loop import Diverged, Runtime, import_training_machinery
-from harness.pipeline import run_trial
+from harness.pipeline import figure_files, run_trial
 from harness.results import ResultsLayout, TrialResult, TrialSpec
 
 
@@ -186,7 +186,8 @@ def run_worker(spec: TrialSpec, rank: int, world: int, device: torch.device, io:
     say(f"trial {spec.key}: rank {rank}/{world} on {runtime.device}, {threads} torch threads, "
         f"node {ray.get_runtime_context().get_node_id()}")
     try:
-        result, sample = run_trial(cfg, spec.tasks, StageCache(ResultsLayout(results).cache, remote), runtime)
+        cache = StageCache(ResultsLayout(results).cache, remote)
+        result, sample = run_trial(cfg, spec.tasks, cache, runtime)
     except BaseException as exc:
         if rank == 0:  # the log says why; its node may be gone by the time anyone looks
             # One line, as the command line would print it (a diverged stage names stage, epoch, cause).
@@ -211,6 +212,8 @@ def run_worker(spec: TrialSpec, rank: int, world: int, device: torch.device, io:
         result = dataclasses.replace(result, key=spec.key, variant=spec.variant)
         buffer.flush()
         log_trial_artifacts(logger, result, sample, trial_dir)
+        for png in figure_files(cfg, spec.tasks, cache):
+            logger.log_artifact(png, "figures")
         result.write(spec.result_path)
         logger.log_metrics(metrics, step=0)
         logger.log_dict({"stages": result.stages, "stage_seconds": result.stage_seconds}, "stages.json")

@@ -35,6 +35,9 @@ has real work to do. What makes the paper's questions meaningful rather than tri
   transitions between signs belong to no gloss) and meta records the template, the gloss -> text
   word alignment and the noisy frames.
 
+Out of domain (isolated.py): isolated signs of an unseen inventory (new glosses from the same
+phonology, by other signers, on seed streams of their own) for recognition (paper table 3).
+
 Splits (corpus.py): every signer appears in every split (no held-out signer). Dev and test sentences are
 drawn from the same grammar and re-drawn (a bounded number of times) until their gloss sequence
 is not a train sentence and all their glosses occur in train, so they are mostly new combinations
@@ -43,6 +46,7 @@ effect, not PHOENIX14T results. scripts/corpus_stats.py measures the claims abov
 """
 
 from harness.data.synth.corpus import generate_corpus
+from harness.data.synth.isolated import UNSEEN_NAMES, generate_isolated, unseen_inventory
 from harness.data.synth.grammar import INVENTORY_ORDER, MAX_GLOSSES, MIN_GLOSSES, slot
 from harness.data.synth.signers import DERIVED, FRAME_SIZE, PRIMARY, Signer, make_signers
 from harness.data.synth.signs import (
@@ -52,6 +56,7 @@ from harness.data.synth.signs import (
 
 __all__ = [
     "DERIVED", "EXPRESSIONS", "FRAME_SIZE", "HANDSHAPES", "INVENTORY_ORDER", "MAX_GLOSSES", "MIN_FACE_CONTRAST",
-    "MIN_GLOSSES", "MIN_HAND_CONTRAST", "PRIMARY", "GlossSign", "Signer", "Trajectory", "generate_corpus",
-    "gloss_inventory", "make_signers", "minimal_pairs", "slot",
+    "MIN_GLOSSES", "MIN_HAND_CONTRAST", "PRIMARY", "UNSEEN_NAMES", "GlossSign", "Signer", "Trajectory",
+    "generate_corpus", "generate_isolated", "gloss_inventory", "make_signers", "minimal_pairs", "slot",
+    "unseen_inventory",
 ]

@@ -45,13 +45,15 @@ class Signer:
     speed: float  # frames multiplier (> 1: slower)
 
 
-def make_signers(seed: int, signers: int) -> list[Signer]:
-    rng = np.random.default_rng([seed, 1])
+def make_signers(seed: int, signers: int, *, stream: int = 1, prefix: str = "signer") -> list[Signer]:
+    """`signers` signers drawn from the seed stream [seed, stream]; the sentence corpus uses stream 1,
+    the out-of-domain isolated signs another (isolated.py), so their signers are other people."""
+    rng = np.random.default_rng([seed, stream])
     out = []
     for k in range(signers):
         u = rng.uniform(size=10)
         out.append(Signer(
-            name=f"signer{k + 1}", shoulder_px=150 + 70 * u[0],
+            name=f"{prefix}{k + 1}", shoulder_px=150 + 70 * u[0],
             centre_px=(560 + 160 * u[1], 320 + 60 * u[2]),
             upper_arm=0.75 + 0.12 * u[3], forearm=0.65 + 0.12 * u[4], hand=0.45 + 0.10 * u[5],
             face=0.40 + 0.07 * u[6], nose_height=0.68 + 0.14 * u[7], space=0.88 + 0.24 * u[8],

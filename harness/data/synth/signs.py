@@ -283,12 +283,21 @@ def gloss_inventory(seed: int, glosses: int) -> list[GlossSign]:
     names = INVENTORY_ORDER[:glosses]
     sizes = _family_sizes(glosses)
     groups = _families(names, sizes, rng)
+    return compose_signs(rng, names, groups, len(sizes))
+
+
+def compose_signs(rng: np.random.Generator, names: tuple[str, ...], groups: list[list[str]], families: int
+                  ) -> list[GlossSign]:
+    """The signs of `names` (in that order) from the phonology: one trajectory per family of
+    `groups` (the first `families` are drawn), its members varied in handshape, face or both as
+    gloss_inventory describes. The out-of-domain inventory (isolated.py) composes its own glosses
+    with this same function and its own seed stream."""
     # Distinct trajectories: reject a candidate whose reference path is too close to one taken;
     # relax the threshold if the signing space is crowded (large inventories).
     paths: list[np.ndarray] = []
     trajectories: list[Trajectory] = []
     threshold, tries = 0.25, 0
-    while len(trajectories) < len(sizes):
+    while len(trajectories) < families:
         t = _sample_trajectory(rng)
         p = _reference_path(t)
         tries += 1
