@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,18 +23,11 @@ from harness.data.synth import MAX_GLOSSES, MIN_GLOSSES
 from harness.user_input import ConfigError, parse_yaml, read_mapping, read_yaml  # noqa: F401
 # Re-exported: the dict-level side of the dotted overrides.
 from harness.overrides import deep_merge, flatten, parse_set, unflatten  # noqa: F401
+from harness.typed_fields import build, ranged as _f, where as _where
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PROFILES = ("debug", "demo", "default", "paper")
 MAX_SEEDS = 1000  # seeds per ablation variant
-
-
-def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-       hi_open: bool = False, doc: str = "", parse: Any = None) -> Any:
-    """A field with an allowed range; the range is checked by the loader and in __post_init__.
-    parse(value, key, source): the loader's check for a value no annotation describes."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "doc": doc,
-                                            "parse": parse})
 
 
 FPW_CHOICES = ("dataset", "paper")
@@ -280,78 +272,9 @@ class ExperimentConfig:
 
 # ----------------------------------------------------------------------------- strict loading
 
-def _where(source: str) -> str:
-    return f" ({source})" if source else ""
-
-
-# A field's scalar type -> the values it accepts, its name in messages; `true` is never a number (nor 1 a bool).
-_SCALARS = {bool: (bool, "true or false"), int: (int, "an integer"), float: ((int, float), "a number"),
-            str: (str, "a string")}
-
-
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
-    origin = typing.get_origin(tp)
-    if origin is tuple:  # tuple[Literal[...], ...]: a non-empty subset of the names, kept in their order
-        names = typing.get_args(typing.get_args(tp)[0])
-        if not isinstance(value, (list, tuple)) or not value or any(v not in names or value.count(v) > 1 for v in value):
-            raise ConfigError(f"{key} must be a non-empty list of distinct names of {', '.join(names)}, got {value!r}"
-                              f"{_where(source)}")
-        return tuple(n for n in names if n in value)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"{key} must be one of {' | '.join(map(repr, typing.get_args(tp)))}, got {value!r}{_where(source)}")
-        return value
-    if tp in _SCALARS:
-        accepts, what = _SCALARS[tp]
-        if isinstance(value, bool) is not (tp is bool) or not isinstance(value, accepts):
-            raise ConfigError(f"{key} must be {what}, got {value!r}{_where(source)}")
-        # NaN passes every range check (each comparison is False) and inf overflows what it sizes.
-        if tp is float and not math.isfinite(value):
-            raise ConfigError(f"{key} must be a finite number, got {value!r}{_where(source)}")
-        return float(value) if tp is float else value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping of {tp.__name__} fields, got {value!r}{_where(source)}")
-        return _build(tp, value, key, source)
-    raise ConfigError(f"{key}: unsupported annotation {tp}")  # pragma: no cover
-
-
-def _check_range(cls: type, name: str, value: Any, key: str, source: str) -> None:
-    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}[name]
-    lo, hi = meta.get("lo"), meta.get("hi")
-    if lo is None and hi is None or isinstance(value, (str, bool)):
-        return
-    below = lo is not None and (value <= lo if meta["lo_open"] else value < lo)
-    above = hi is not None and (value >= hi if meta["hi_open"] else value > hi)
-    if below or above:
-        if lo is not None and hi is not None:
-            rng = f"in {'(' if meta['lo_open'] else '['}{lo:g}, {hi:g}{')' if meta['hi_open'] else ']'}"
-        elif lo is not None:
-            rng = f"{'>' if meta['lo_open'] else '>='} {lo:g}"
-        else:
-            rng = f"{'<' if meta['hi_open'] else '<='} {hi:g}"
-        raise ConfigError(f"{key} must be {rng}, got {value!r}{_where(source)}")
-
-
-def _build(cls: type, mapping: dict, prefix: str, source: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    parsers = {f.name: f.metadata.get("parse") for f in dataclasses.fields(cls)}
-    for name, value in mapping.items():
-        key = f"{prefix}.{name}" if prefix else str(name)
-        if name not in names:
-            raise ConfigError(f"unknown key {key}; valid keys here: {', '.join(names)}{_where(source)}")
-        parse = parsers[name]
-        kwargs[name] = parse(value, key, source) if parse else _coerce(value, hints[name], key, source)
-        _check_range(cls, name, kwargs[name], key, source)
-    return cls(**kwargs) if cls is not ExperimentConfig else _experiment(kwargs, source)
-
-
 def config_from_dict(nested: dict, source: str) -> ExperimentConfig:
     """A config from its nested dict form (`dataclasses.asdict`), checked like a YAML file."""
-    return _build(ExperimentConfig, nested, "", source)
+    return build(ExperimentConfig, nested, "", source, finish=_experiment)
 
 
 def _experiment(kwargs: dict, source: str) -> ExperimentConfig:
@@ -392,7 +315,7 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
 def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any], source: str = "") -> ExperimentConfig:
     """Apply dotted overrides ({"pretrain.mask_ratio": 0.5}) strictly; returns a new config."""
     merged = deep_merge(dataclasses.asdict(cfg), unflatten(overrides))
-    return _build(ExperimentConfig, merged, "", source)
+    return build(ExperimentConfig, merged, "", source, finish=_experiment)
 
 
 def load_profile(name: str, overrides: dict[str, Any] | None = None, source: str = "") -> ExperimentConfig:
@@ -403,7 +326,7 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None, source: str
     data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping of config sections")
-    cfg = _build(ExperimentConfig, deep_merge(data, {"profile": name}), "", _rel(path))
+    cfg = build(ExperimentConfig, deep_merge(data, {"profile": name}), "", _rel(path), finish=_experiment)
     if overrides:
         cfg = apply_overrides(cfg, overrides, source)
     return cfg
