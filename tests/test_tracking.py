@@ -275,3 +275,17 @@ def test_the_runs_view_url_names_the_workflow_and_the_harness_columns(tmp_path):
     assert mlflow_hint(uri, exp_id).endswith(f"--host 127.0.0.1 --port 5000  then open http://127.0.0.1:5000{runs}")
     mlflow_client(uri).create_experiment("made elsewhere")  # no harness view: not listed
     assert tracking.runs_views(uri, "http://h:5000") == [f"ablation-apw:  http://h:5000{runs}"]
+
+
+def test_a_worker_opens_the_studys_existing_store_as_it_starts_and_never_creates_one(tmp_path, monkeypatch):
+    from harness.tune import worker_setup
+    missing = tmp_path / "none.db"
+    monkeypatch.setenv(worker_setup.TRACKING_ENV, f"sqlite:///{missing}")
+    worker_setup.setup_worker()
+    assert not missing.exists()  # the driver creates (and migrates) the store, not a worker
+    db = tmp_path / "mlflow.db"
+    tracking.ensure_experiment(f"sqlite:///{db}", "exp", str(tmp_path / "artifacts"), "a study")
+    monkeypatch.setenv(worker_setup.TRACKING_ENV, f"sqlite:///{db}")
+    worker_setup.setup_worker()
+    import sys
+    assert "torch._dynamo" in sys.modules  # what the first optimizer would import, imported up front

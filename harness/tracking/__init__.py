@@ -41,13 +41,14 @@ from harness.tracking.store import (
     default_tracking_uri,
     limit_http_retries,
     moved_store,
+    open_existing_store,
     quiet_logging,
 )
 
 __all__ = [
     "ERRORS", "TrackingError", "ParamConflictError", "SafeLogger", "replay_pending",
     "PARENT_TAG", "TRIAL_KEY_TAG", "DESCRIPTION_TAG", "ATTEMPT_TAG", "ROLE_TAG", "STATUSES",
-    "default_tracking_uri", "limit_http_retries", "check_reachable", "quiet_logging", "moved_store",
+    "default_tracking_uri", "limit_http_retries", "check_reachable", "quiet_logging", "moved_store", "open_existing_store",
     "ensure_experiment", "start_parent", "resume_parent", "find_trial_run", "trial_run", "close_dangling",
     "run_status", "log_params", "log_metrics", "set_tags", "set_terminated", "log_dict", "log_text",
     "log_artifact", "log_table", "runs_view_url", "runs_views", "set_runs_view",

@@ -158,7 +158,7 @@ def _keep_earlier(inv: Invocation, name: str, keys: list[str], state: dict) -> N
 def _tune(spec: AblationSpec, todo: list[TrialPlan], inv: Invocation, address: str | None,
           max_concurrent: int | None) -> None:
     first = todo[0].cfg.compute
-    with ray_session(address) as started:
+    with ray_session(address, inv.tracking_uri) as started:
         inv.check_capacity(first, started)
         concurrent = concurrency(first, started, max_concurrent)
         ray_storage = inv.ray_storage("ray")

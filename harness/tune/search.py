@@ -99,7 +99,7 @@ def _largest(spec: search_space.SearchSpec, key: str, default: Any) -> Any:
 def _tune(spec: search_space.SearchSpec, base: ExperimentConfig, study: optuna.Study, inv: Invocation,
           address: str | None, remaining: int, max_concurrent: int | None, seed: int) -> None:
     c = base.compute
-    with ray_session(address) as started:
+    with ray_session(address, inv.tracking_uri) as started:
         inv.check_capacity(c, started)
         concurrent = concurrency(c, started, max_concurrent or spec.max_concurrent)
         sched = spec.scheduler

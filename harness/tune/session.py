@@ -18,6 +18,12 @@ from typing import Any, Iterator
 from harness.config import ComputeConfig, ConfigError
 
 
+# What a trial's process pays for once (imports, the MLflow store) is paid when Ray starts the
+# worker, before any trial's clock starts (harness/tune/worker_setup.py; a module path, so the
+# driver need not import torch for it).
+_WORKER_SETUP = {"worker_process_setup_hook": "harness.tune.worker_setup.setup_worker"}
+
+
 def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
     """Fail in seconds, with one line, when --address names a host:port nothing listens on
     (ray.init itself retries for minutes)."""
@@ -42,8 +48,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def init_ray(address: str | None) -> bool:
-    """Connect to `address` or start a local Ray; returns True when we started it (and must stop it)."""
+def init_ray(address: str | None, worker_env: dict[str, str] | None = None) -> bool:
+    """Connect to `address` or start a local Ray; returns True when we started it (and must stop it).
+    worker_env: extra environment variables of the study's worker processes."""
     import ray
 
     from harness import tracking
@@ -60,7 +67,7 @@ def init_ray(address: str | None) -> bool:
     if address:
         target = address.split("://", 1)[-1]
         if "://" not in address and target not in ("auto", "local"):
-            kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": target}}
+            kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": target, **(worker_env or {})}, **_WORKER_SETUP}
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -77,7 +84,8 @@ def init_ray(address: str | None) -> bool:
     for attempt in (1, 2):
         port = _free_port()
         kwargs["dashboard_port"] = _free_port()
-        kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": f"{LOOPBACK}:{port}"}}
+        kwargs["runtime_env"] = {"env_vars": {"RAY_ADDRESS": f"{LOOPBACK}:{port}", **(worker_env or {})},
+                                 **_WORKER_SETUP}
         os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # read by the head node as it starts
         try:
             # One extra CPU slot holds the trial drivers' 0.01-CPU reservations (a Tune function trial
@@ -129,13 +137,15 @@ def loopback_only() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None) -> Iterator[bool]:
+def ray_session(address: str | None, tracking_uri: str = "") -> Iterator[bool]:
     """A Ray for the block: `address`'s cluster, or a local one on loopback only that is shut down
-    afterwards. Yields True when the Ray is ours (one CPU slot of it holds the trial drivers)."""
+    afterwards. Yields True when the Ray is ours (one CPU slot of it holds the trial drivers).
+    tracking_uri: the study's MLflow store, which each worker opens as it starts (worker_setup)."""
+    from harness.tune.worker_setup import TRACKING_ENV
     import ray
     local = address in (None, "", "local")
     with loopback_only() if local else contextlib.nullcontext():
-        started = init_ray(None if local else address)
+        started = init_ray(None if local else address, {TRACKING_ENV: tracking_uri} if tracking_uri else None)
         try:
             yield started
         finally:
