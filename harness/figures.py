@@ -62,6 +62,11 @@ def plot_curve(
     ax.legend(loc="best", fontsize=8)
     if title:
         ax.set_title(title)
+    return _write_png(fig, path)
+
+
+def _write_png(fig, path: str | os.PathLike) -> Path:
+    """The laid-out figure as a PNG at path, written atomically (readers never see half a file)."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -96,9 +101,4 @@ def plot_tsne(xy: np.ndarray, labels: Sequence[str], path: str | os.PathLike, ti
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    out = Path(path)
-    atomic_write(out, buf.getvalue())
-    return out
+    return _write_png(fig, path)

@@ -29,6 +29,19 @@ def _alignment(tokens: list[tuple[str, int]], n: int) -> list[int]:
     return [where.get(k, -1) for k in range(n)]
 
 
+def record_drafts(seqs: list, drafts: list, stream: list[int], noisy_frame_rate: float, missing_point_rate: float,
+                  jitter: float) -> None:
+    """Record each draft (controls, signer row, motion) into its sequence's keypoints, mask and
+    noisy frames, _RECORD_CHUNK at a time (bounded memory for paper-sized corpora); chunk c draws
+    from default_rng([*stream, c])."""
+    for chunk in range(0, len(seqs), _RECORD_CHUNK):
+        recorded = _record(*zip(*drafts[chunk:chunk + _RECORD_CHUNK]),
+                           np.random.default_rng([*stream, chunk]), noisy_frame_rate, missing_point_rate, jitter)
+        for seq, (kp, mask, noisy) in zip(seqs[chunk:], recorded):
+            seq.keypoints, seq.mask = kp, mask
+            seq.meta["noisy_frames"] = [int(t) for t in noisy]
+
+
 def generate_corpus(*, seed: int, glosses: int, signers: int, train: int, dev: int, test: int, min_signs: int,
                     max_signs: int, fps: int, noisy_frame_rate: float, missing_point_rate: float,
                     jitter: float) -> Corpus:
@@ -82,12 +95,6 @@ def generate_corpus(*, seed: int, glosses: int, signers: int, train: int, dev: i
                 boundaries=boundaries,
                 meta={"source": "synth", "fps": fps, "template": template, "alignment": _alignment(tokens, len(gl))},
             ))
-        for chunk in range(0, count, _RECORD_CHUNK):  # bounded memory for paper-sized corpora
-            recorded = _record(*zip(*drafts[chunk:chunk + _RECORD_CHUNK]),
-                               np.random.default_rng([seed, 4, si, chunk]), noisy_frame_rate, missing_point_rate,
-                               jitter)
-            for seq, (kp, mask, noisy) in zip(seqs[chunk:], recorded):
-                seq.keypoints, seq.mask = kp, mask
-                seq.meta["noisy_frames"] = [int(t) for t in noisy]
+        record_drafts(seqs, drafts, [seed, 4, si], noisy_frame_rate, missing_point_rate, jitter)
         corpus[split] = seqs
     return corpus

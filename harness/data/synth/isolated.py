@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from harness.data.record import SPLITS, Corpus, SignSequence
-from harness.data.synth.corpus import _RECORD_CHUNK, _signer_row
+from harness.data.synth.corpus import _signer_row, record_drafts
 from harness.data.synth.grammar import INVENTORY_ORDER
-from harness.data.synth.signers import V, _record, _sentence_controls, make_signers
+from harness.data.synth.signers import V, _sentence_controls, make_signers
 from harness.data.synth.signs import GlossSign, _family_sizes, compose_signs
 
 # The domain of KSL-Guide-Word (transportation and directions); names of the sentence lexicon are
@@ -89,12 +89,6 @@ def generate_isolated(*, seed: int, glosses: int, signers: int, train_per_gloss:
                     name=f"isolated/{split}/{sign.gloss}/{c}", keypoints=np.empty((0, V, 2), np.float32),
                     mask=np.empty((0, V), bool), text=sign.gloss, gloss=sign.gloss, signer=signer.name,
                     boundaries=boundaries, meta={"source": "synth-isolated", "fps": fps, "family": sign.family}))
-        for chunk in range(0, len(seqs), _RECORD_CHUNK):  # bounded memory, as generate_corpus
-            recorded = _record(*zip(*drafts[chunk:chunk + _RECORD_CHUNK]),
-                               np.random.default_rng([seed, 15, si, chunk]), noisy_frame_rate, missing_point_rate,
-                               jitter)
-            for seq, (kp, mask, noisy) in zip(seqs[chunk:], recorded):
-                seq.keypoints, seq.mask = kp, mask
-                seq.meta["noisy_frames"] = [int(t) for t in noisy]
+        record_drafts(seqs, drafts, [seed, 15, si], noisy_frame_rate, missing_point_rate, jitter)
         corpus[split] = seqs
     return corpus
