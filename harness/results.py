@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,7 @@ def read_pose_samples(path: Path) -> list[PoseSample] | None:
             return [PoseSample(int(index), str(text), data[f"generated{i}"], data[f"ground_truth{i}"],
                                data[f"mask{i}"].astype(bool))
                     for i, (index, text) in enumerate(zip(data["index"], data["text"]))]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
 
 

@@ -116,6 +116,9 @@ def test_pose_samples_round_trip_and_a_damaged_file_reads_as_none(tmp_path):
     assert np.array_equal(back[1].generated, samples[1].generated) and back[0].mask.dtype == bool
     (tmp_path / "bad.npz").write_bytes(b"not an npz")
     assert read_pose_samples(tmp_path / "bad.npz") is None and read_pose_samples(tmp_path / "none.npz") is None
+    whole = (tmp_path / "t" / "pose_samples.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[:len(whole) // 2])  # a truncated copy
+    assert read_pose_samples(tmp_path / "cut.npz") is None
 
 
 def test_write_draws_the_strip_from_the_rows_samples(tmp_path):
