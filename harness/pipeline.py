@@ -16,7 +16,7 @@ from harness.cache import StageCache
 from harness.config import ExperimentConfig
 from harness.data.record import Corpus
 from harness.loop import Runtime
-from harness.results import TaskResult, TrialResult, config_key
+from harness.results import PoseSample, TaskResult, TrialResult, config_key
 from harness.stages import STAGES, TASK_FIGURES, TASK_STAGES, StageContext, cached_run, run_order, stage_keys
 from harness.stages.prepare import PREPARE
 
@@ -36,9 +36,9 @@ def _context(cfg: ExperimentConfig, runtime: Runtime, key: str, inputs: dict[str
 
 
 def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, runtime: Runtime
-              ) -> tuple[TrialResult, dict | None]:
-    """Every stage the tasks need; the trial's result and, with text-to-sign, one test sample
-    (generated and ground-truth keypoints, for the skeleton animation)."""
+              ) -> tuple[TrialResult, list[PoseSample]]:
+    """Every stage the tasks need; the trial's result and, with text-to-sign, the side-by-side test
+    sentences' generated and ground-truth keypoints (the skeleton animation and figure 4's strip)."""
     t0 = time.perf_counter()
     keys = stage_keys(cfg, tasks)
     ready: dict[str, Any] = {}
@@ -58,15 +58,16 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
             seconds[name] = time.perf_counter() - started - (runtime.waited_s - waited_before)
     results = {name: TaskResult.from_json(stored[name]["result"])
                for task in tasks for name in TASK_STAGES[task]}
-    sample = stored["text2sign"]["result"].get("sample") if "text2sign" in tasks else None
+    production = stored["text2sign"]["result"] if "text2sign" in tasks else {}
+    samples = [PoseSample(int(s["index"]), s["text"], s["generated"].numpy(), s["ground_truth"].numpy(),
+                          s["mask"].numpy().astype(bool)) for s in production.get("samples", [])]
     # The probe measures the pretraining's z: its metrics are the pretraining's (probe/*).
     result = TrialResult(tasks=results, pretrain_metrics={**ready["pretrain"].metrics, **stored["probe"]["metrics"]},
                          stages=status,
                          stage_seconds=seconds, seconds=time.perf_counter() - t0 - (runtime.waited_s - waited),
                          seed=cfg.seed,
                          config_key=config_key(cfg))
-    return result, sample
-
+    return result, samples
 
 
 def figure_files(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache) -> list[Path]:

@@ -1,11 +1,12 @@
-"""Animated skeletons for text-to-sign results (paper section 4.4, figure 5: generated vs ground truth).
+"""Skeletons of text-to-sign results (paper section 7, figure 4: generated vs ground truth).
 
 One GIF, two panels side by side: the generated keypoints and the ground truth, in the canonical
 layout's skeleton (models.layout.CANONICAL.edges). Coordinates are drawn as in image space (y axis
 pointing down), both panels on the same scale so size and position errors show. The shorter
 sequence holds its last frame. Kept cheap for a study's artifacts: a small figure and at most
 max_frames frames (evenly subsampled, with the frame duration stretched so playback keeps the real
-speed). Pillow draws and writes the frames.
+speed). Pillow draws and writes the frames. `extent`, `to_pixels` and `draw_skeleton` are the
+drawing both this GIF and figure 4's strips of still frames (`harness.figures`) use.
 """
 
 from __future__ import annotations
@@ -21,11 +22,49 @@ import numpy as np
 MAX_FRAMES = 60
 PANEL = 320  # pixels along a panel's longer side: large enough to tell handshapes apart
 GAP = 8
+# One colour per kind of skeleton, in the GIF and the strips alike (matplotlib's C0 and C2).
+GENERATED_RGB = (31, 119, 180)
+GROUND_TRUTH_RGB = (44, 160, 44)
 
 
 def _check(name: str, x: np.ndarray) -> None:
     if x.ndim != 3 or x.shape[0] < 1 or x.shape[2] < 2:
         raise ValueError(f"{name} must have shape (T, V, C) with T >= 1 and C >= 2, got {x.shape}")
+
+
+def check_edges(edges: Sequence[tuple[int, int]], num_points: int) -> np.ndarray:
+    """The edges as an (E, 2) array of point indices, each in 0..num_points - 1 (ValueError otherwise)."""
+    edge_arr = np.asarray(edges, dtype=np.int64).reshape(-1, 2)  # (E, 2)
+    if edge_arr.size and (edge_arr.min() < 0 or edge_arr.max() >= num_points):
+        raise ValueError(f"edges must index points 0..{num_points - 1}, got {edge_arr.min()}..{edge_arr.max()}")
+    return edge_arr
+
+
+def extent(*drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (lo, hi) x-y corners of every point in `drawn` (each (P, 2)), with a 5% margin: one scale
+    for every panel that shows the same sentence, so size and position errors show."""
+    points = np.concatenate([np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in drawn])  # (P, 2)
+    if points.size:
+        lo, hi = points.min(0), points.max(0)
+    else:
+        lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+    pad = 0.05 * float(max(hi - lo)) + 1e-3
+    return lo - pad, hi + pad
+
+
+def to_pixels(xy: np.ndarray, lo: np.ndarray, hi: np.ndarray, left: float, top: float, width: float,
+              height: float) -> np.ndarray:
+    """(..., 2) coordinates in [lo, hi] onto the box (left, top, width, height); y grows downwards."""
+    return np.stack([left + (xy[..., 0] - lo[0]) / (hi[0] - lo[0]) * width,
+                     top + (xy[..., 1] - lo[1]) / (hi[1] - lo[1]) * height], -1)
+
+
+def draw_skeleton(draw, px: np.ndarray, present: np.ndarray, edges: np.ndarray, fill) -> None:
+    """One frame: the edges between present points, then the points. px (V, 2) pixels, present (V,)."""
+    for a, b in edges[present[edges[:, 0]] & present[edges[:, 1]]]:
+        draw.line([tuple(px[a]), tuple(px[b])], fill=fill, width=2)
+    for x, y in px[present]:
+        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=fill)
 
 
 def render_skeleton_gif(
@@ -54,9 +93,7 @@ def render_skeleton_gif(
     gt_mask = np.ones(gt.shape[:2], dtype=bool) if mask_gt is None else np.asarray(mask_gt, dtype=bool)
     if gt_mask.shape != gt.shape[:2]:
         raise ValueError(f"mask_gt must have shape (T2, V) = {gt.shape[:2]}, got {gt_mask.shape}")
-    edge_arr = np.asarray(edges, dtype=np.int64).reshape(-1, 2)  # (E, 2)
-    if edge_arr.size and (edge_arr.min() < 0 or edge_arr.max() >= num_points):
-        raise ValueError(f"edges must index points 0..{num_points - 1}, got {edge_arr.min()}..{edge_arr.max()}")
+    edge_arr = check_edges(edges, num_points)  # (E, 2)
     if fps < 1 or max_frames < 1:
         raise ValueError(f"fps and max_frames must be >= 1, got {fps} and {max_frames}")
 
@@ -69,14 +106,7 @@ def render_skeleton_gif(
     # GIF stores frame delays in centiseconds: round to 10 ms here rather than let Pillow truncate.
     duration_ms = max(20, 10 * int(round(100.0 / fps * total / len(frames))))
 
-    # One scale for both panels, from every drawn point, with a margin.
-    drawn = np.concatenate([gen_xy[gen_mask], gt_xy[gt_mask]])  # (P, 2)
-    if drawn.size:
-        lo, hi = drawn.min(0), drawn.max(0)
-    else:
-        lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
-    pad = 0.05 * float(max(hi - lo)) + 1e-3
-    lo, hi = lo - pad, hi + pad
+    lo, hi = extent(gen_xy[gen_mask], gt_xy[gt_mask])  # one scale for both panels
 
     from PIL import Image, ImageDraw
 
@@ -85,13 +115,9 @@ def render_skeleton_gif(
     height = int(PANEL * (hi[1] - lo[1]) / max(hi - lo))
     top = 18 if title else 4
 
-    def to_pixels(xy: np.ndarray, left: int) -> np.ndarray:
-        return np.stack([left + (xy[..., 0] - lo[0]) / (hi[0] - lo[0]) * width,
-                         top + 14 + (xy[..., 1] - lo[1]) / (hi[1] - lo[1]) * height], -1)  # y grows downwards
-
     # Palette images (white, black, blue, green): a GIF of RGB frames would be quantized frame by frame.
     white, black, blue, green = 0, 1, 2, 3
-    palette = [255, 255, 255, 0, 0, 0, 31, 119, 180, 44, 160, 44]
+    palette = [255, 255, 255, 0, 0, 0, *GENERATED_RGB, *GROUND_TRUTH_RGB]
     panels = [("generated", blue, gen_xy, gen_mask, GAP), ("ground truth", green, gt_xy, gt_mask, 2 * GAP + width)]
     images = []
     for t in frames:
@@ -103,12 +129,9 @@ def render_skeleton_gif(
         for label, color, xy, mask, left in panels:
             k = min(int(t), xy.shape[0] - 1)  # the shorter sequence holds its last frame
             present = mask[k]  # (V,)
-            px = to_pixels(xy[k], left)  # (V, 2)
+            px = to_pixels(xy[k], lo, hi, left, top + 14, width, height)  # (V, 2)
             draw.text((left, top), f"{label}  {k + 1}/{xy.shape[0]}", fill=black)
-            for a, b in edge_arr[present[edge_arr[:, 0]] & present[edge_arr[:, 1]]]:
-                draw.line([tuple(px[a]), tuple(px[b])], fill=color, width=2)
-            for x, y in px[present]:
-                draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=color)
+            draw_skeleton(draw, px, present, edge_arr, color)
         images.append(image)
 
     out = Path(path)

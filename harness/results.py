@@ -5,7 +5,10 @@ different processes (often on different nodes). They exchange exactly two record
 
 - `TrialSpec`: what a trial needs (its config, tasks, identity, where to log and to store);
 - `TrialResult`: what it returns (per task and split: metrics, hypotheses, references; which
-  stages were cached; timings), written by rank 0 as RESULTS/<folder>/trials/<key>.json.
+  stages were cached; timings), written by rank 0 as RESULTS/<folder>/trials/<key>.json;
+- with text-to-sign, `PoseSample`s: a handful of test sentences' generated and ground-truth
+  keypoints (the same sentences in every trial, `sample_indices`), for the study's side-by-side
+  skeletons (figure 4), written by rank 0 as RESULTS/<folder>/trials/<key>/pose_samples.npz.
 
 Ray Tune and Train pass plain dicts (`param_space`, `train_loop_config`): `TrialSpec.to_tune` and
 `TrialSpec.from_tune` are the one place where a spec becomes a dict and back.
@@ -14,10 +17,14 @@ Ray Tune and Train pass plain dicts (`param_space`, `train_loop_config`): `Trial
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from harness.config import ExperimentConfig, apply_overrides, config_from_dict, flatten
 from harness.io import atomic_write, digest
@@ -26,6 +33,15 @@ TASKS = ("sign2text", "text2sign", "recognition")
 # Tasks whose dev/test results a trial returns: the two of the paper plus text-to-sign's judge.
 RESULT_TASKS = ("sign2text", "text2sign", "backtranslator", "recognition")
 SPLITS = ("dev", "test")
+SIDE_BY_SIDE = 5  # test sentences shown side by side (translations.md, skeletons.png: tables 6, 8, figure 4)
+
+
+def sample_indices(n: int, k: int = SIDE_BY_SIDE) -> list[int]:
+    """k test sentences of n, evenly spaced from the first to the last (all of them when n <= k):
+    chosen from the split's size alone, so every trial of a study shows the same sentences."""
+    if n <= k:
+        return list(range(n))
+    return [i * (n - 1) // (k - 1) for i in range(k)] if k > 1 else [0]
 
 
 def metric_key(task: str, split: str, metric: str) -> str:
@@ -86,6 +102,10 @@ class TrialSpec:
     @property
     def failure_path(self) -> Path:
         return ResultsLayout(Path(self.results)).trial_failure(self.folder, self.key)
+
+    @property
+    def pose_samples_path(self) -> Path:
+        return ResultsLayout(Path(self.results)).pose_samples(self.folder, self.key)
 
     def to_tune(self) -> dict[str, Any]:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -191,6 +211,41 @@ class TrialResult:
             return None
 
 
+@dataclass(frozen=True)
+class PoseSample:
+    """One test sentence's production: what the strip of figure 4 draws for a row."""
+
+    index: int  # in the test split
+    text: str  # the reference sentence
+    generated: np.ndarray  # (T, V, C)
+    ground_truth: np.ndarray  # (T', V, C)
+    mask: np.ndarray  # (T', V) bool: the ground-truth points present
+
+
+def write_pose_samples(samples: list[PoseSample], path: Path) -> None:
+    """The samples as one compressed npz (sequences of different lengths: one array each)."""
+    arrays: dict[str, np.ndarray] = {"index": np.asarray([s.index for s in samples], dtype=np.int64),
+                                     "text": np.asarray([s.text for s in samples], dtype=str)}
+    for i, s in enumerate(samples):
+        arrays[f"generated{i}"] = np.asarray(s.generated, dtype=np.float32)
+        arrays[f"ground_truth{i}"] = np.asarray(s.ground_truth, dtype=np.float32)
+        arrays[f"mask{i}"] = np.asarray(s.mask, dtype=bool)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write(path, buf.getvalue())
+
+
+def read_pose_samples(path: Path) -> list[PoseSample] | None:
+    """The samples in `path`, or None when it is missing or unreadable (the strip shows no row)."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            return [PoseSample(int(index), str(text), data[f"generated{i}"], data[f"ground_truth{i}"],
+                               data[f"mask{i}"].astype(bool))
+                    for i, (index, text) in enumerate(zip(data["index"], data["text"]))]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
 # --------------------------------------------------------------------------------------------
 # Where things live
 # --------------------------------------------------------------------------------------------
@@ -217,6 +272,10 @@ class ResultsLayout:
 
     def trial_result(self, name: str, key: str) -> Path:
         return self.root / name / "trials" / f"{key}.json"
+
+    def pose_samples(self, name: str, key: str) -> Path:
+        """The trial's PoseSamples (text-to-sign trials only)."""
+        return self.root / name / "trials" / key / "pose_samples.npz"
 
     def trial_failure(self, name: str, key: str) -> Path:
         """Why a trial ended without a result and must not be retried (a diverged stage)."""

@@ -1,7 +1,8 @@
 """`python harness/run_ablation.py NAME`: one of the paper's ablations as one Ray Tune experiment.
 
 Runs `ablations/NAME.yaml` (variants x seeds), prints the paper's table, writes
-RESULTS/NAME/table.md and table.csv (and curve.png for `stride`), and logs everything to MLflow.
+RESULTS/NAME/table.md and table.csv (and curve.png for `stride`), the rows side by side on the same
+test sentences (translations.md; skeletons.png with text-to-sign), and logs everything to MLflow.
 
 One invocation at a time writes RESULTS/NAME: it holds RESULTS/NAME/.lock (pid, host, start), and
 a second one on the same folder is refused. Nothing a finished trial wrote is deleted: a fresh

@@ -13,6 +13,8 @@ import pytest
 from conftest import mlflow_runs as runs_in
 from conftest import read_csv
 from harness.ablation import available, load_ablation
+from harness.figures import strip_size
+from harness.results import sample_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -56,7 +58,12 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert "table.json" in {a.path for a in _artifacts(results, parents[0].info.run_id)}
+    # Side by side (tables 6, 8, figure 4): translations with a translation task, skeletons with production.
+    translates = any(t in ("sign2text", "text2sign") for t in spec.tasks)
+    assert (results / name / "translations.md").is_file() == translates
+    assert (results / name / "skeletons.png").is_file() == ("text2sign" in spec.tasks)
+    logged = {a.path for a in _artifacts(results, parents[0].info.run_id)}
+    assert "table.json" in logged and ("translations.md" in logged) == translates
     assert sorted(r.data.tags["variant"] for r in children) == sorted(variants)
     for child in children:
         assert child.info.status == "FINISHED"
@@ -104,6 +111,21 @@ def test_apw_table_and_mlflow(apw_run):
     assert trial["pretrain"]["metrics"]["probe/knn_acc"] == runs[0].data.metrics["probe/knn_acc"]
     assert all(0 <= float(r["probe_knn_acc"]) <= 100 for r in rows)
     assert "Representation probe of each variant's pretraining" in (results / "apw" / "table.md").read_text()
+    # Side by side (tables 6, 8, figure 4): every row on the same test sentences, beside the table,
+    # logged to the parent run and among the files the command says it wrote.
+    md = (results / "apw" / "translations.md").read_text()
+    assert "**Synthetic corpus" in md and "Seed 0 of every row (trials none-seed0, fpw-seed0, apw-seed0)" in md
+    test = trial["sign2text"]["test"]
+    for i in sample_indices(len(test["references"])):
+        assert md.count(f"### Test sentence {i + 1} of {len(test['references'])}\n") == 2  # sign-to-text, back-translation
+    assert md.count("| apw | ") == 2 * len(sample_indices(len(test["references"])))
+    from PIL import Image
+    with Image.open(results / "apw" / "skeletons.png") as png:  # per sentence: ground truth, none, fpw, apw
+        assert png.size == strip_size([4] * len(sample_indices(len(test["references"]))))
+    parent = [r for r in mlflow_runs(results, "apw") if "mlflow.parentRunId" not in r.data.tags][0]
+    assert {"translations.md", "skeletons.png"} <= {a.path for a in _artifacts(results, parent.info.run_id)}
+    written = next(line for line in out.stdout.splitlines() if line.startswith("Written: "))
+    assert str(results / "apw" / "translations.md") in written and str(results / "apw" / "skeletons.png") in written
 
 
 def test_second_identical_run_trains_nothing(apw_run):

@@ -54,7 +54,7 @@ def test_trial_command_runs_on_one_thread_by_default(monkeypatch, tmp_path, flag
         seen["threads"] = torch.get_num_threads()
         test = types.SimpleNamespace(metrics={"bleu4": 0.0})
         return types.SimpleNamespace(tasks={t: types.SimpleNamespace(test=test) for t in tasks}, stages={},
-                                     stage_seconds={}, seconds=0.0), None
+                                     stage_seconds={}, seconds=0.0), []
 
     monkeypatch.setattr(trial, "run_trial", fake_run_trial)
     try:

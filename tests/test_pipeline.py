@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +13,7 @@ from harness.cache import StageCache
 from harness.config import apply_overrides
 from harness.loop import local_runtime
 from harness.pipeline import run_trial
+from harness.results import sample_indices
 from harness.stages import STAGES, key_inputs, run_order, stage_keys
 
 BOTH = ("sign2text", "text2sign")
@@ -53,19 +55,24 @@ def test_keys_are_shared_exactly_where_the_outputs_are(tiny_cfg):
 def test_a_trial_computes_every_stage_once_then_loads_them(tiny_cfg, tmp_path):
     torch.set_num_threads(1)
     cache = StageCache(tmp_path / "cache")
-    first, sample = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))
+    first, samples = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))
     assert first.stages == {name: "computed" for name in run_order(BOTH) if name != "prepare"}
     assert set(first.tasks) == {"sign2text", "text2sign", "backtranslator"}
     assert len(first.tasks["sign2text"].test.references) == tiny_cfg.data.synth.test
-    assert sample["generated"].shape[1:] == sample["ground_truth"].shape[1:]  # (T, V, C) against (T', V, C)
+    # The side-by-side test sentences' keypoints (figure 4): generated (T, V, C) against ground truth (T', V, C).
+    test = first.tasks["text2sign"].test
+    assert [(s.index, s.text) for s in samples] == [(i, test.references[i]) for i in sample_indices(len(test.references))]
+    assert all(s.generated.shape[1:] == s.ground_truth.shape[1:] and s.mask.shape == s.ground_truth.shape[:2]
+               for s in samples)
     # The weights pretraining used (APW here, body = 1): eq. 1's statistics over the last epoch's segments.
     w = first.pretrain_metrics
     assert w["pretrain/w_face_q25"] <= w["pretrain/w_face_q50"] <= w["pretrain/w_face_q75"]
     assert 0.0 <= w["pretrain/w_floored"] <= 1.0 and w["pretrain/w_degenerate"] == 0.0  # the corpus has every part
     keys = stage_keys(tiny_cfg, BOTH)
     assert all(cache.is_complete(STAGES[n].cache_folder, k) for n, k in keys.items())
-    again, _ = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))
+    again, cached_samples = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))
     assert set(again.stages.values()) == {"cached"}
+    assert all(np.array_equal(a.generated, b.generated) for a, b in zip(cached_samples, samples, strict=True))
 
     def numbers(result):
         return {k: v for k, v in dataclasses.asdict(result).items() if k not in ("stages", "stage_seconds", "seconds")}

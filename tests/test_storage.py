@@ -439,6 +439,8 @@ def test_second_node_loads_every_stage_from_the_storage(tmp_path):
     table = (storage / "stride" / "table.md").read_text()
     assert table == (tmp_path / "C" / "stride" / "table.md").read_text() and "| s7 |" in table
     assert (storage / "stride" / "table.csv").is_file() and (storage / "stride" / "state.json").is_file()
+    assert (storage / "stride" / "translations.md").read_text() == (tmp_path / "C" / "stride" / "translations.md"
+                                                                    ).read_text()  # side by side, published too
 
 
 # --------------------------------------------------------------------------------------------

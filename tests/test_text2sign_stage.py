@@ -63,11 +63,11 @@ def test_the_stage_trains_and_generates_with_a_local_bert(tmp_path):
     torch.set_num_threads(1)
     cfg = load_profile("debug", {"text2sign.text_encoder": tiny_bert(tmp_path / "bert")})
     cache = StageCache(tmp_path / "cache")
-    result, sample = run_trial(cfg, ("text2sign",), cache, local_runtime(lambda s: None))
+    result, samples = run_trial(cfg, ("text2sign",), cache, local_runtime(lambda s: None))
     assert result.stages["text2sign"] == "computed"
     test = result.tasks["text2sign"].test
     assert len(test.hypotheses) == cfg.data.synth.test and all(v == v for v in test.metrics.values())  # no NaN
-    assert sample["generated"].shape[1:] == sample["ground_truth"].shape[1:]
+    assert samples and all(s.generated.shape[1:] == s.ground_truth.shape[1:] for s in samples)
     key = stage_keys(cfg, ("text2sign",))["text2sign"]
     state = STAGES["text2sign"].load(cache.entry(STAGES["text2sign"].cache_folder, key).path)["model"]
     # The BERT was trained in the mapping (its 77-token embedding, the projection to the mapping's width),
@@ -130,9 +130,9 @@ def test_the_text2sign_stride_is_a_key(tiny_cfg, tmp_path):
     cfg = apply_overrides(tiny_cfg, {"text2sign.stride": 5})
     keys = stage_keys(cfg, both)
     assert {n for n in base if base[n] != keys[n]} == {"embed_t2s", "text2sign"}
-    _, sample = run_trial(cfg, ("text2sign",), StageCache(tmp_path / "cache"), local_runtime(lambda s: None))
+    _, samples = run_trial(cfg, ("text2sign",), StageCache(tmp_path / "cache"), local_runtime(lambda s: None))
     w = cfg.pretrain.window
-    assert (sample["generated"].shape[0] - w) % 5 == 0 and sample["generated"].shape[0] >= w
+    assert all((s.generated.shape[0] - w) % 5 == 0 and s.generated.shape[0] >= w for s in samples) and samples
 
 
 def test_the_loss_reduction_reaches_the_model():

@@ -24,6 +24,7 @@ from harness.config import ConfigError
 from harness.data.datasets import pad_sequences, pad_windows
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
+from harness.results import sample_indices
 from harness.stages.base import Stage, StageContext, numerics
 from harness.datasource import present_points
 
@@ -148,23 +149,24 @@ def run(ctx: StageContext) -> dict:
             metrics["mpjpe"] = float(np.mean([mpjpe(g.numpy(), s.keypoints, s.mask) for g, s in zip(generated, gts)]))
             metrics["dtw_mje"] = float(np.mean([dtw_mje(g.numpy(), s.keypoints, s.mask) for g, s in zip(generated, gts)]))
             result[split] = {"metrics": metrics, "hypotheses": hyps, "references": refs}
-            if split == "test":
-                result["sample"] = {"generated": generated[0], "ground_truth": torch.from_numpy(gts[0].keypoints),
-                                    "mask": torch.from_numpy(gts[0].mask), "text": refs[0]}
+            if split == "test":  # the sentences every trial of a study shows side by side (figure 4)
+                result["samples"] = [{"index": i, "generated": generated[i], "text": refs[i],
+                                      "ground_truth": torch.from_numpy(gts[i].keypoints),
+                                      "mask": torch.from_numpy(gts[i].mask)} for i in sample_indices(len(gts))]
     return {"model": model.state_dict(), "result": result}
 
 
 def _save(out: dict, folder: Path) -> None:
     result = dict(out["result"])
-    sample = result.pop("sample")
-    save_torch({"model": out["model"], "sample": sample}, folder / "model.pt")
+    samples = result.pop("samples")
+    save_torch({"model": out["model"], "samples": samples}, folder / "model.pt")
     (folder / "result.json").write_text(json.dumps(result))
 
 
 def _load(folder: Path) -> dict:
     state = load_torch(folder / "model.pt")
     result = json.loads((folder / "result.json").read_text())
-    result["sample"] = state["sample"]
+    result["samples"] = state["samples"]
     return {"model": state["model"], "result": result}
 
 
@@ -176,4 +178,5 @@ def settings(cfg) -> dict:
 
 
 TEXT2SIGN = Stage(name="text2sign", needs=("prepare", "pretrain", "embed_t2s", "backtranslator"), settings=settings,
-                  run=run, save=_save, load=_load)
+                  run=run, save=_save, load=_load,
+                  version=2)  # 2: keeps the side-by-side test sentences' keypoints (results.sample_indices), not one

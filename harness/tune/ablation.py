@@ -15,11 +15,11 @@ from typing import Any
 
 from ray import tune
 
-from harness import figures, folder_lock, reading, report, storage, tracking
+from harness import figures, folder_lock, reading, report, side_by_side, storage, tracking
 from harness.ablation import AblationSpec, variant_config
 from harness.cache import StageCache
 from harness.config import ConfigError, ExperimentConfig
-from harness.results import ResultsLayout, TrialResult, TrialSpec, config_key
+from harness.results import ResultsLayout, TrialResult, TrialSpec, config_key, read_pose_samples
 from harness.stages import CACHE_FOLDERS, STAGES, stage_keys
 from harness.tune.driver import train_driver_fn, trial_failures, trial_resources
 from harness.tune.invocation import Invocation
@@ -125,7 +125,8 @@ def _keep_earlier(inv: Invocation, name: str, keys: list[str], state: dict) -> N
     to RESULTS/NAME/earlier/INVOCATION/ (on --storage too), with its state.json."""
     folder = inv.layout.folder(name)
     found = [inv.layout.trial_result(name, k) for k in keys if inv.layout.trial_result(name, k).is_file()]
-    tables = [folder / f for f in ("table.md", "table.csv", "curve.png") if (folder / f).is_file()]
+    tables = [folder / f for f in ("table.md", "table.csv", "curve.png", side_by_side.TRANSLATIONS,
+                                   side_by_side.SKELETONS) if (folder / f).is_file()]
     remote_found = [k for k in keys if inv.remote.exists(f"{storage.trial_rel(name, k)}.json")]
     if not (found or tables or remote_found):
         return
@@ -178,6 +179,20 @@ def _tune(spec: AblationSpec, todo: list[TrialPlan], inv: Invocation, address: s
                                       callbacks=[LiveView(len(todo), spec.tasks)]),
         )
         tuner.fit()
+
+
+def _side_by_side(spec: AblationSpec, trials: list[TrialPlan], finished: dict[str, TrialResult],
+                  layout: ResultsLayout, out_dir: Path) -> list[Path]:
+    """translations.md and skeletons.png: every row's trial of the lowest finished seed on the same
+    test sentences (tables 6, 8, figure 4), from the trials' results and their folders' pose samples."""
+    seed = min(t.seed for t in trials if t.key in finished)
+    production = "text2sign" in spec.tasks
+    rows = [side_by_side.Row(t.variant, t.key, finished.get(t.key),
+                             read_pose_samples(layout.pose_samples(spec.name, t.key))
+                             if production and t.key in finished else None)
+            for t in trials if t.seed == seed]
+    return side_by_side.write(spec.name, spec.tasks, rows, seed, out_dir, trials[0].cfg.data.source,
+                              trials[0].cfg.profile)
 
 
 def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict:
@@ -233,6 +248,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
                               f"Sign-to-text BLEU-4 over {spec.curve.get('xlabel', 'x')} ({corpus_name})",
                               x_label=spec.curve.get("xlabel", "x"))
             files.append(png)
+        files += _side_by_side(spec, trials, finished, inv.layout, out_dir)
         table.update({"rows": rows, "markdown": markdown, "files": [str(f) for f in files], "degenerate": degenerate})
     # The tables are on disk; a tracking server lost by now is reported, not a traceback, and
     # `--resume` (server back) replays the trials' queued logs and logs the table.

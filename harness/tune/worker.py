@@ -32,7 +32,7 @@ from harness.cache import StageCache
 from harness.io import atomic_write, load_torch, save_torch, sha256_file
 from harness.loop import Diverged, Runtime, import_training_machinery
 from harness.pipeline import figure_files, run_trial
-from harness.results import ResultsLayout, TrialResult, TrialSpec
+from harness.results import PoseSample, ResultsLayout, TrialResult, TrialSpec, write_pose_samples
 
 
 def write_checkpoint(state: dict, folder: Path) -> None:
@@ -55,12 +55,12 @@ def read_checkpoint(folder: Path, say=lambda text: None) -> dict | None:
         return None
 
 
-def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, sample: dict | None, trial_dir: Path
+def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, samples: list[PoseSample], trial_dir: Path
                         ) -> None:
     """Which stages came from the cache (tags stage.NAME.cached: a cached stage's curves, if any, are
     another trial's or an earlier attempt's), sample translations as an MLflow table at the run's
     top level (the UI's compare view shows the runs' tables side by side) and, for text-to-sign, a
-    skeleton animation (generated vs ground truth)."""
+    skeleton animation of the first side-by-side sentence (generated vs ground truth)."""
     from harness.metrics import sentence_bleu4
     from models.layout import CANONICAL
     # "false" too: a resumed trial's earlier attempt may have said otherwise
@@ -75,11 +75,11 @@ def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, sample
                      for (hyp, ref), score in zip(pairs, scores)]
     if rows:
         logger.log_table(rows, "translations.json")
-    if sample is not None:
+    if samples:
         from harness.render import render_skeleton_gif
         gif = trial_dir / "text2sign_sample.gif"
-        render_skeleton_gif(sample["generated"].numpy(), sample["ground_truth"].numpy(), sample["mask"].numpy(),
-                            CANONICAL.edges, gif, title=sample["text"][:60])
+        render_skeleton_gif(samples[0].generated, samples[0].ground_truth, samples[0].mask,
+                            CANONICAL.edges, gif, title=samples[0].text[:60])
         logger.log_artifact(gif, "samples")
 
 
@@ -187,7 +187,7 @@ def run_worker(spec: TrialSpec, rank: int, world: int, device: torch.device, io:
         f"node {ray.get_runtime_context().get_node_id()}")
     try:
         cache = StageCache(ResultsLayout(results).cache, remote)
-        result, sample = run_trial(cfg, spec.tasks, cache, runtime)
+        result, samples = run_trial(cfg, spec.tasks, cache, runtime)
     except BaseException as exc:
         if rank == 0:  # the log says why; its node may be gone by the time anyone looks
             # One line, as the command line would print it (a diverged stage names stage, epoch, cause).
@@ -211,7 +211,9 @@ def run_worker(spec: TrialSpec, rank: int, world: int, device: torch.device, io:
     if rank == 0:
         result = dataclasses.replace(result, key=spec.key, variant=spec.variant)
         buffer.flush()
-        log_trial_artifacts(logger, result, sample, trial_dir)
+        log_trial_artifacts(logger, result, samples, trial_dir)
+        if samples:  # in the trial folder, which reaches the study's driver (--storage too): figure 4's strip
+            write_pose_samples(samples, spec.pose_samples_path)
         for png in figure_files(cfg, spec.tasks, cache):
             logger.log_artifact(png, "figures")
         result.write(spec.result_path)
