@@ -127,9 +127,9 @@ def run(ctx: StageContext) -> dict:
 
     seed_everything(cfg.seed, rt.rank)
     model = build_text2sign(cfg, z["train"][0].shape[-1], vocab, longest, pad_id).to(rt.device)
-    keep = "text2sign/dev_bt_bleu4_greedy" if t.select_by == "dev_bt_bleu4" else None  # else the last epoch's
+    selected = "text2sign/dev_bt_bleu4_greedy" if t.select_by == "dev_bt_bleu4" else None  # else the last epoch
     train_stage(StageRun("text2sign", ctx.key, model, batches, t.epochs, steps_per_epoch(n, bs, rt.world_size),
-                         evaluate, max(1, t.epochs // EVALUATIONS), keep_best=keep), cfg.optim, rt)
+                         evaluate, max(1, t.epochs // EVALUATIONS), keep_best=selected), cfg.optim, rt)
     model.eval()
     result = {}
     with torch.no_grad():
