@@ -94,12 +94,15 @@ class Runtime:
             return box
         return [obj]
 
-    def all_mean(self, value: float) -> float:
+    def all_sum(self, value: float) -> float:
         if self.world_size > 1 and torch.distributed.is_initialized():
             t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
             torch.distributed.all_reduce(t)
-            return float(t.item() / self.world_size)
+            return float(t.item())
         return value
+
+    def all_mean(self, value: float) -> float:
+        return self.all_sum(value) / self.world_size
 
     @property
     def autocast(self):
@@ -252,11 +255,14 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
             with rt.autocast:
                 loss = wrapped(*batch).loss
             value = float(loss.detach())
-            check_finite(value, "loss", run.stage, epoch, run.epochs, cfg)
+            # Every rank decides on the sum of all ranks' losses (one NaN makes it NaN): a rank that
+            # stopped alone would leave the others waiting in DDP's all-reduce for ever.
+            check_finite(rt.all_sum(value), "loss", run.stage, epoch, run.epochs, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
-                # Finite loss, infinite gradient: clipping would scale it to NaN weights.
+                # Finite loss, infinite gradient: clipping would scale it to NaN weights. (Under DDP
+                # the gradients are all-reduced already, so every rank sees the same norm.)
                 norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
                 check_finite(float(norm), "gradient norm", run.stage, epoch, run.epochs, cfg)
             opt.step()

@@ -166,3 +166,72 @@ def test_an_infinite_gradient_stops_the_stage_when_clipping_would_hide_it():
     with pytest.raises(Diverged, match=r"^sign2text: the training gradient norm became inf in epoch 1/1;"):
         train_stage(run, OptimConfig(grad_clip=1.0), Runtime())
     assert torch.equal(model.w, torch.zeros(3))  # never stepped with it
+
+
+def _ddp_rank(rank: int, port: int, root: str, out) -> None:
+    """One of two DDP ranks (gloo, this machine) training a stage through `cached_run`; rank 1's
+    loss alone becomes NaN in epoch 2."""
+    import os
+    from pathlib import Path
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from harness.cache import StageCache
+    from harness.loop import Diverged
+    from harness.stages.base import Stage, cached_run
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    x = torch.ones(4, 3)  # (B, 3)
+
+    def batches(epoch):
+        for step in range(2):
+            xb = x.clone()
+            if rank == 1 and epoch == 1 and step == 1:
+                xb[0, 0] = float("nan")
+            yield xb, torch.ones(4)
+
+    rt = Runtime(rank=rank, world_size=2, prepare_model=DistributedDataParallel)
+    run = StageRun("pretrain", "k", Line(), batches, 3, 2)
+    stage = Stage(name="pretrain", needs=(), settings=lambda cfg: {},
+                  run=lambda ctx: None, save=lambda o, folder: (folder / "w.pt").write_text("w"), load=lambda f: None)
+    try:
+        cached_run(stage, "k", StageCache(Path(root)), rt, lambda: train_stage(run, OptimConfig(lr=0.1, warmup_steps=1), rt))
+        out.put((rank, "finished"))
+    except Diverged as exc:
+        out.put((rank, str(exc)))
+    except Exception as exc:  # e.g. the peer gone from the all-reduce
+        out.put((rank, f"{type(exc).__name__}: {exc}"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_one_ranks_non_finite_loss_stops_every_rank_together_and_caches_nothing(tmp_path):
+    import multiprocessing as mp
+    import queue
+    import socket
+
+    from harness.cache import StageCache
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_rank, args=(rank, port, str(tmp_path), out)) for rank in (0, 1)]
+    for p in procs:
+        p.start()
+    try:
+        said = dict(out.get(timeout=120) for _ in procs)  # a rank left waiting would time out here
+    except queue.Empty:
+        said = None
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert said is not None, "a rank hung in DDP after its peer's loss became NaN"
+    assert said[0] == said[1], said  # the same one line on both ranks
+    assert said[0].startswith("pretrain: the training loss became nan in epoch 2/3;") and "\n" not in said[0]
+    assert not StageCache(tmp_path).has_files("pretrain", "k")  # not cached
+    assert [p.exitcode for p in procs] == [0, 0]
