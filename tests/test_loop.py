@@ -1,4 +1,5 @@
-"""The one training loop: resuming a stage from its last epoch checkpoint, sharding, step counts."""
+"""The one training loop: resuming a stage from its last epoch checkpoint (with the state that
+decides its result), sharding, step counts, and stopping on a non-finite loss (on every DDP rank at once)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,31 @@ class Line(nn.Module):
         return ModelOutput(((x @ self.w - y) ** 2).mean())
 
 
-def _train(epochs: int, key: str = "k", latest: dict | None = None, every_s: float = 0.0):
+class NoisyLine(Line):
+    """Line under dropout: the random stream decides every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x, y):
+        return super().forward(self.drop(x), y)
+
+
+def _train(epochs: int, key: str = "k", latest: dict | None = None, every_s: float = 0.0,
+           model: nn.Module | None = None, scores: list[float] | None = None):
+    """`scores`: a dev score per epoch, and the loop keeps the best-scoring epoch's model."""
+    torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(8, 3, generator=g)  # (8, 3)
     y = x @ torch.tensor([1.0, -2.0, 3.0])  # (8,)
-    model = Line()
+    model = model or Line()
     reports: list[tuple[dict, dict | None]] = []
     runtime = Runtime(report=lambda m, state: reports.append((m, copy.deepcopy(state))),
                       latest_checkpoint=lambda: latest, checkpoint_every_s=every_s)
-    run = StageRun("stage", key, model, lambda epoch: [(x[i:i + 4], y[i:i + 4]) for i in (0, 4)], epochs, 2)
+    evaluate = (lambda m, epoch: {"stage/dev": scores[epoch]}) if scores else None
+    run = StageRun("stage", key, model, lambda epoch: [(x[i:i + 4], y[i:i + 4]) for i in (0, 4)], epochs, 2,
+                   evaluate=evaluate, keep_best="stage/dev" if scores else None)
     train_stage(run, OptimConfig(lr=0.1, warmup_steps=1, min_lr=0.01), runtime)
     return model, reports
 
@@ -55,6 +72,36 @@ def test_a_checkpoint_of_another_stage_key_is_not_loaded():
     fresh, again = _train(2, key="other", latest=reports[0][1])
     assert [m["epoch"] for m, _ in again] == [1, 2]
     assert torch.equal(fresh.w, _train(2, key="other")[0].w)
+
+
+def test_a_checkpoint_keeps_the_best_dev_epoch_and_the_random_streams_that_decide_the_result():
+    scores = [0.1, 0.9, 0.3, 0.2, 0.5]  # epoch 2 is the best: the model returned is epoch 2's
+    whole, reports = _train(5, model=NoisyLine(), scores=scores)
+    assert reports[1][1]["best"]["epoch"] == 1
+    assert torch.equal(whole.w, reports[1][1]["best"]["state"]["w"])  # not the last epoch's weights
+    assert not torch.equal(whole.w, reports[3][1]["model"]["w"])
+    after_three = reports[2][1]
+    assert torch.equal(_train(5, latest=after_three, model=NoisyLine(), scores=scores)[0].w, whole.w)
+    # The same checkpoint without the best epoch's weights ends elsewhere: they are what decides.
+    forgetful = dict(after_three, best={"score": float("-inf"), "epoch": -1, "state": None})
+    assert not torch.equal(_train(5, latest=forgetful, model=NoisyLine(), scores=scores)[0].w, whole.w)
+    # Keeping the last epoch, the random streams show: restored, the resumed run draws the same
+    # dropout masks; with other streams (as after a restart that reseeds) it ends elsewhere.
+    last = [0.0, 0.0, 0.0, 0.0, 1.0]
+    whole_last, reports_last = _train(5, model=NoisyLine(), scores=last)
+    state = reports_last[2][1]
+    torch.manual_seed(123)
+    stale = dict(state, rng=[dict(state["rng"][0], torch=torch.get_rng_state())])
+    assert torch.equal(_train(5, latest=state, model=NoisyLine(), scores=last)[0].w, whole_last.w)
+    assert not torch.equal(_train(5, latest=stale, model=NoisyLine(), scores=last)[0].w, whole_last.w)
+
+
+def test_a_checkpoint_without_the_result_deciding_state_restarts_the_stage():
+    whole, reports = _train(3)
+    old = {k: v for k, v in reports[0][1].items() if k not in ("best", "rng")}  # an older harness's
+    again, more = _train(3, latest=old)
+    assert [m["epoch"] for m, _ in more] == [1, 2, 3]  # from the first epoch, not the checkpoint's
+    assert torch.equal(again.w, whole.w)
 
 
 def test_checkpoints_follow_the_time_budget_and_skip_the_last_epoch():

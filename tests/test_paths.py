@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import absolute_uri
 from harness.datasource import absolute_sources, absolute_spec
-from test_multinode import TINY, driver_env, runs_of
+from test_multinode import TINY, driver_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,27 +55,5 @@ def test_a_missing_relative_extra_source_is_one_line_naming_its_absolute_path(tm
     assert out.stderr == f"error: {tmp_path}/gone.npz: does not exist (source 'npz:{tmp_path}/gone.npz')\n"
 
 
-@pytest.mark.slow
-def test_relative_paths_given_from_another_folder_reach_the_trial_resolved(tmp_path):
-    from harness.config import load_profile
-    from harness.data.readers.npz import write_npz
-    from harness.datasource import load_raw
-    work = tmp_path / "work"
-    (work / "data").mkdir(parents=True)
-    cfg = load_profile("debug", {"data.synth.train": 24, "data.synth.dev": 8, "data.synth.test": 8})  # TINY's sizes
-    write_npz(load_raw("synth", cfg), work / "data" / "corpus.npz")
-    out = subprocess.run([sys.executable, str(ROOT / "harness" / "run_ablation.py"), "stride", "--profile", "debug",
-                          "--only", "s7", "--results", "res", "--dataset", "npz:data/corpus.npz",
-                          "--tracking-uri", "sqlite:///db/runs.db", "--storage", "store", *TINY],
-                         cwd=work, env=driver_env(), capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    # The trial read the data file and logged to the store both named relative to `work`.
-    parents, children = runs_of(f"sqlite:///{work / 'db' / 'runs.db'}", "stride")
-    assert [p.info.status for p in parents] == ["FINISHED"]
-    assert [(c.info.status, c.data.params["data.source"]) for c in children] == [
-        ("FINISHED", f"npz:{work / 'data' / 'corpus.npz'}")]
-    assert (work / "res" / "stride" / "trials" / "s7-seed0.json").is_file()
-    assert (work / "store" / "stride" / "trials" / "s7-seed0.json").is_file()  # --storage store, mirrored
-    assert (work / "store" / "ray").is_dir()  # Ray's run storage too
-    # No stray database where Ray ran the trial (its folder is under the run storage, here).
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("runs.db")) == [Path("work/db/runs.db")]
+# The whole path, a study run from another folder with all four relative, is one of the three
+# studies of tests/test_soak.py (an end-to-end run of its own would cost a minute of the suite).
