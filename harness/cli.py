@@ -39,6 +39,31 @@ def add_run_flags(p: argparse.ArgumentParser, storage_help: str) -> None:
     p.add_argument("--cpus-per-worker", type=float)
 
 
+def absolute_uri(uri: str | None, flag: str) -> str | None:
+    """A local path in a --tracking-uri or --storage value made absolute (sqlite:///rel.db,
+    file:rel, a bare path): Ray runs every trial in its own working folder, where a relative path
+    names another file (and a relative sqlite store would be created there, empty)."""
+    if not uri:
+        return uri
+    scheme, sep, rest = uri.partition(":")
+    if not sep or "/" in scheme:  # a bare path ("results/x", "./x:y")
+        path = os.path.abspath(Path(uri).expanduser())
+        return Path(path).as_uri() if flag == "--storage" else path
+    if scheme == "sqlite" and rest.startswith("///") and rest[3:] and not rest[3:].startswith(("/", ":memory:")):
+        return f"sqlite:///{os.path.abspath(Path(rest[3:]).expanduser())}"
+    if scheme == "file" and not rest.startswith("/"):
+        return Path(os.path.abspath(rest)).as_uri()
+    return uri
+
+
+def absolute_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """The flags that name local paths, made absolute once, on the driver, before anything else
+    reads them (and before Ray starts trials in folders of their own)."""
+    return argparse.Namespace(**{**vars(args), "results": os.path.abspath(Path(args.results).expanduser()),
+                                 "tracking_uri": absolute_uri(args.tracking_uri, "--tracking-uri"),
+                                 "storage": absolute_uri(args.storage, "--storage")})
+
+
 def compute_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """--workers-per-trial and friends as dotted overrides of `compute`."""
     return {f"compute.{k}": v for k, v in (("workers_per_trial", args.workers_per_trial),

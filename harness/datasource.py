@@ -10,6 +10,7 @@ all go through these functions.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -33,6 +34,26 @@ def synth_params(source: Source, cfg: ExperimentConfig) -> dict:
     if source.seed is not None:
         params["seed"] = source.seed
     return params
+
+
+def absolute_spec(spec: str) -> str:
+    """A file-based source spec with its path made absolute against this process's working folder:
+    Ray runs each trial in its own folder, where `pt:relative/dir` names nothing. Lexical (no
+    symlinks followed), so an absolute spec is returned as it is."""
+    if not spec.strip():
+        return spec
+    source = parse_source(spec)
+    if source.kind == "synth":
+        return spec
+    return f"{source.kind}:{os.path.abspath(source.path)}"
+
+
+def absolute_sources(cfg: ExperimentConfig) -> ExperimentConfig:
+    """`cfg` with data.source and pretrain.extra_source absolute: the driver calls it before a
+    config leaves for a trial."""
+    return dataclasses.replace(
+        cfg, data=dataclasses.replace(cfg.data, source=absolute_spec(cfg.data.source)),
+        pretrain=dataclasses.replace(cfg.pretrain, extra_source=absolute_spec(cfg.pretrain.extra_source)))
 
 
 def source_identity(spec: str, cfg: ExperimentConfig) -> dict:

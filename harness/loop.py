@@ -2,13 +2,16 @@
 
 AdamW (beta1, beta2), weight decay, linear warmup to the peak learning rate, cosine decay to the
 floor; gradient clipping; bf16 autocast on GPU; a checkpoint per epoch through the `Runtime`, so a
-restarted worker group resumes the stage at the epoch after its last checkpoint. The loop knows
+restarted worker group resumes the stage at the epoch after its last checkpoint. The checkpoint holds
+everything that decides the stage's result (weights, optimizer and schedule, the best dev epoch's
+weights and score, every rank's random streams), so a resumed stage ends as an uninterrupted one. The loop knows
 nothing of Ray: `Runtime` is filled in by `harness.tune.worker` (Ray Train) or `local_runtime()`
 (one process, for `python -m harness.trial`, tests and the overhead benchmark).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -83,12 +86,23 @@ class Runtime:
             return box[0]
         return obj
 
-    def all_mean(self, value: float) -> float:
+    def gather(self, obj: Any) -> list:
+        """Every rank's value of `obj`, by rank, on every rank."""
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            box: list = [None] * self.world_size
+            torch.distributed.all_gather_object(box, obj)
+            return box
+        return [obj]
+
+    def all_sum(self, value: float) -> float:
         if self.world_size > 1 and torch.distributed.is_initialized():
             t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
             torch.distributed.all_reduce(t)
-            return float(t.item() / self.world_size)
+            return float(t.item())
         return value
+
+    def all_mean(self, value: float) -> float:
+        return self.all_sum(value) / self.world_size
 
     @property
     def autocast(self):
@@ -120,6 +134,29 @@ def seed_everything(seed: int, rank: int = 0) -> None:
     random.seed(s)
     np.random.seed(s % (2**32))
     torch.manual_seed(s)
+
+
+def rng_state(device: torch.device) -> dict:
+    """This process's random streams (dropout, masking, sampling): a stage resumed from a
+    checkpoint draws what the uninterrupted run would have drawn from that epoch on. Plain
+    tensors and ints only, so a checkpoint still loads with weights_only=True."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def shard_order(n: int, seed: int, epoch: int, rank: int, world_size: int) -> list[int]:
@@ -179,6 +216,9 @@ class StageRun:
     evaluate: Callable[[nn.Module, int], dict] | None = None  # (model, epoch) -> metrics, on every rank
     evaluate_every: int = 1
     epoch_metrics: Callable[[int], dict] | None = None  # (epoch) -> metrics of what its batches held
+    # A metric of `evaluate` (higher is better): the model returned is the one of the epoch that
+    # scored best on it (the paper's early stopping), not the last one. None: the last one.
+    keep_best: str | None = None
 
 
 def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
@@ -190,11 +230,19 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
     total = max(1, run.epochs * run.steps_per_epoch)
     opt, sched = make_optimizer(wrapped, cfg, total)
     start_epoch = 0
+    # The best-scoring epoch's weights so far: part of the checkpoint, since they decide the result.
+    best: dict = {"score": -math.inf, "epoch": -1, "state": None}
     state = rt.latest_checkpoint()
-    if state and state.get("stage") == run.stage and state.get("key") == run.key:
+    # A checkpoint without the best-epoch or random state (an older harness's) cannot continue the
+    # run it came from exactly: the stage restarts instead of finishing with other numbers.
+    if state and state.get("stage") == run.stage and state.get("key") == run.key and "rng" in state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         sched.load_state_dict(state["sched"])
+        best = state["best"]
+        rngs = state["rng"]
+        # Each rank's own streams; another world size draws otherwise anyway, so rank 0's then.
+        set_rng_state(rngs[rt.rank] if len(rngs) == rt.world_size else rngs[0], rt.device)
         start_epoch = int(state["epoch"]) + 1
         rt.say(f"{run.stage}: resumed from the checkpoint of epoch {start_epoch} (continuing at epoch {start_epoch + 1})")
     metrics: dict = {}
@@ -207,11 +255,14 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
             with rt.autocast:
                 loss = wrapped(*batch).loss
             value = float(loss.detach())
-            check_finite(value, "loss", run.stage, epoch, run.epochs, cfg)
+            # Every rank decides on the sum of all ranks' losses (one NaN makes it NaN): a rank that
+            # stopped alone would leave the others waiting in DDP's all-reduce for ever.
+            check_finite(rt.all_sum(value), "loss", run.stage, epoch, run.epochs, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
-                # Finite loss, infinite gradient: clipping would scale it to NaN weights.
+                # Finite loss, infinite gradient: clipping would scale it to NaN weights. (Under DDP
+                # the gradients are all-reduced already, so every rank sees the same norm.)
                 norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
                 check_finite(float(norm), "gradient norm", run.stage, epoch, run.epochs, cfg)
             opt.step()
@@ -227,15 +278,22 @@ def train_stage(run: StageRun, cfg: OptimConfig, rt: Runtime) -> dict:
             model.eval()
             with torch.no_grad():
                 metrics.update(run.evaluate(model, epoch))
+            if run.keep_best is not None and metrics[run.keep_best] > best["score"]:
+                best = {"score": metrics[run.keep_best], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         checkpoint = None
         # Not after the last epoch: the stage's cache entry, written next, is its lasting result.
         due = time.perf_counter() - last_checkpoint >= rt.checkpoint_every_s and epoch + 1 < run.epochs
+        # Every rank decides alike (rank 0's clock) and sends its random state: a collective.
+        due = rt.broadcast(due)
+        rngs = rt.gather(rng_state(rt.device)) if due else None
         if rt.is_main and due:
             checkpoint = {"stage": run.stage, "key": run.key, "epoch": epoch, "model": model.state_dict(),
-                          "optim": opt.state_dict(), "sched": sched.state_dict()}
+                          "optim": opt.state_dict(), "sched": sched.state_dict(), "best": best, "rng": rngs}
             last_checkpoint = time.perf_counter()
         rt.end_epoch(metrics, epoch, {"stage": run.stage, "epoch": epoch + 1, "epochs": run.epochs, **metrics},
                      checkpoint)
         rt.say(f"{run.stage} epoch {epoch + 1}/{run.epochs} loss {metrics[f'{run.stage}/train_loss']:.4f}")
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     model.eval()
     return metrics

@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # `python harness/run_ablation.py` from the repos
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.ablation import available, load_ablation  # noqa: E402
-from harness.cli import (Parser, add_run_flags, command_line, compute_overrides, mlflow_hint, preflight, run_cli,  # noqa: E402
+from harness.cli import (Parser, absolute_paths, add_run_flags, command_line, compute_overrides, mlflow_hint, preflight, run_cli,  # noqa: E402
                          writing)
 from harness.config import MAX_SEEDS, PROFILES, ConfigError, load_profile, parse_set  # noqa: E402
 
@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from harness import storage
     from harness.tune import ablation
-    args = parser().parse_args(argv)
+    args = absolute_paths(parser().parse_args(argv))
     spec = load_ablation(args.name)
     profile = args.profile or spec.profile
     overrides = parse_set(args.set)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = ablation.plan_trials(spec, profile, seeds, overrides, compute_overrides(args), args.only)
     remote = storage.open_storage(args.storage)
     if args.dry_run:
-        stages = ablation.plan_stages(trials, spec.tasks, Path(args.results).resolve(), remote)
+        stages = ablation.plan_stages(trials, spec.tasks, Path(args.results), remote)
         if args.json:
             print(json.dumps({"trials": len(trials), "stages": stages}))
         else:

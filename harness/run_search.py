@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python harness/run_search.py` from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.cli import Parser, add_run_flags, command_line, compute_overrides, preflight, run_cli, writing  # noqa: E402
+from harness.cli import Parser, absolute_paths, add_run_flags, command_line, compute_overrides, preflight, run_cli, writing  # noqa: E402
 from harness.config import PROFILES, ConfigError, parse_set  # noqa: E402
 from harness.search_space import MAX_TRIALS, available, load_search  # noqa: E402
 
@@ -51,7 +51,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     overrides = {**parse_set(args.set), **compute_overrides(args)}
+    args = absolute_paths(args)
     spec, base = load_search(args.name, args.profile, overrides)
+    from harness.datasource import absolute_sources
+    base = absolute_sources(base)  # before it leaves for a trial, which runs in Ray's folder
     for flag, value in (("--trials", args.trials), ("--max-concurrent", args.max_concurrent)):
         if value is not None and value < (0 if flag == "--trials" else 1):
             raise ConfigError(f"{flag} must be >= {0 if flag == '--trials' else 1}, got {value}")

@@ -1,4 +1,5 @@
-"""The one training loop: resuming a stage from its last epoch checkpoint, sharding, step counts."""
+"""The one training loop: resuming a stage from its last epoch checkpoint (with the state that
+decides its result), sharding, step counts, and stopping on a non-finite loss (on every DDP rank at once)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,31 @@ class Line(nn.Module):
         return ModelOutput(((x @ self.w - y) ** 2).mean())
 
 
-def _train(epochs: int, key: str = "k", latest: dict | None = None, every_s: float = 0.0):
+class NoisyLine(Line):
+    """Line under dropout: the random stream decides every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x, y):
+        return super().forward(self.drop(x), y)
+
+
+def _train(epochs: int, key: str = "k", latest: dict | None = None, every_s: float = 0.0,
+           model: nn.Module | None = None, scores: list[float] | None = None):
+    """`scores`: a dev score per epoch, and the loop keeps the best-scoring epoch's model."""
+    torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(8, 3, generator=g)  # (8, 3)
     y = x @ torch.tensor([1.0, -2.0, 3.0])  # (8,)
-    model = Line()
+    model = model or Line()
     reports: list[tuple[dict, dict | None]] = []
     runtime = Runtime(report=lambda m, state: reports.append((m, copy.deepcopy(state))),
                       latest_checkpoint=lambda: latest, checkpoint_every_s=every_s)
-    run = StageRun("stage", key, model, lambda epoch: [(x[i:i + 4], y[i:i + 4]) for i in (0, 4)], epochs, 2)
+    evaluate = (lambda m, epoch: {"stage/dev": scores[epoch]}) if scores else None
+    run = StageRun("stage", key, model, lambda epoch: [(x[i:i + 4], y[i:i + 4]) for i in (0, 4)], epochs, 2,
+                   evaluate=evaluate, keep_best="stage/dev" if scores else None)
     train_stage(run, OptimConfig(lr=0.1, warmup_steps=1, min_lr=0.01), runtime)
     return model, reports
 
@@ -55,6 +72,36 @@ def test_a_checkpoint_of_another_stage_key_is_not_loaded():
     fresh, again = _train(2, key="other", latest=reports[0][1])
     assert [m["epoch"] for m, _ in again] == [1, 2]
     assert torch.equal(fresh.w, _train(2, key="other")[0].w)
+
+
+def test_a_checkpoint_keeps_the_best_dev_epoch_and_the_random_streams_that_decide_the_result():
+    scores = [0.1, 0.9, 0.3, 0.2, 0.5]  # epoch 2 is the best: the model returned is epoch 2's
+    whole, reports = _train(5, model=NoisyLine(), scores=scores)
+    assert reports[1][1]["best"]["epoch"] == 1
+    assert torch.equal(whole.w, reports[1][1]["best"]["state"]["w"])  # not the last epoch's weights
+    assert not torch.equal(whole.w, reports[3][1]["model"]["w"])
+    after_three = reports[2][1]
+    assert torch.equal(_train(5, latest=after_three, model=NoisyLine(), scores=scores)[0].w, whole.w)
+    # The same checkpoint without the best epoch's weights ends elsewhere: they are what decides.
+    forgetful = dict(after_three, best={"score": float("-inf"), "epoch": -1, "state": None})
+    assert not torch.equal(_train(5, latest=forgetful, model=NoisyLine(), scores=scores)[0].w, whole.w)
+    # Keeping the last epoch, the random streams show: restored, the resumed run draws the same
+    # dropout masks; with other streams (as after a restart that reseeds) it ends elsewhere.
+    last = [0.0, 0.0, 0.0, 0.0, 1.0]
+    whole_last, reports_last = _train(5, model=NoisyLine(), scores=last)
+    state = reports_last[2][1]
+    torch.manual_seed(123)
+    stale = dict(state, rng=[dict(state["rng"][0], torch=torch.get_rng_state())])
+    assert torch.equal(_train(5, latest=state, model=NoisyLine(), scores=last)[0].w, whole_last.w)
+    assert not torch.equal(_train(5, latest=stale, model=NoisyLine(), scores=last)[0].w, whole_last.w)
+
+
+def test_a_checkpoint_without_the_result_deciding_state_restarts_the_stage():
+    whole, reports = _train(3)
+    old = {k: v for k, v in reports[0][1].items() if k not in ("best", "rng")}  # an older harness's
+    again, more = _train(3, latest=old)
+    assert [m["epoch"] for m, _ in more] == [1, 2, 3]  # from the first epoch, not the checkpoint's
+    assert torch.equal(again.w, whole.w)
 
 
 def test_checkpoints_follow_the_time_budget_and_skip_the_last_epoch():
@@ -166,3 +213,72 @@ def test_an_infinite_gradient_stops_the_stage_when_clipping_would_hide_it():
     with pytest.raises(Diverged, match=r"^sign2text: the training gradient norm became inf in epoch 1/1;"):
         train_stage(run, OptimConfig(grad_clip=1.0), Runtime())
     assert torch.equal(model.w, torch.zeros(3))  # never stepped with it
+
+
+def _ddp_rank(rank: int, port: int, root: str, out) -> None:
+    """One of two DDP ranks (gloo, this machine) training a stage through `cached_run`; rank 1's
+    loss alone becomes NaN in epoch 2."""
+    import os
+    from pathlib import Path
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from harness.cache import StageCache
+    from harness.loop import Diverged
+    from harness.stages.base import Stage, cached_run
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    x = torch.ones(4, 3)  # (B, 3)
+
+    def batches(epoch):
+        for step in range(2):
+            xb = x.clone()
+            if rank == 1 and epoch == 1 and step == 1:
+                xb[0, 0] = float("nan")
+            yield xb, torch.ones(4)
+
+    rt = Runtime(rank=rank, world_size=2, prepare_model=DistributedDataParallel)
+    run = StageRun("pretrain", "k", Line(), batches, 3, 2)
+    stage = Stage(name="pretrain", needs=(), settings=lambda cfg: {},
+                  run=lambda ctx: None, save=lambda o, folder: (folder / "w.pt").write_text("w"), load=lambda f: None)
+    try:
+        cached_run(stage, "k", StageCache(Path(root)), rt, lambda: train_stage(run, OptimConfig(lr=0.1, warmup_steps=1), rt))
+        out.put((rank, "finished"))
+    except Diverged as exc:
+        out.put((rank, str(exc)))
+    except Exception as exc:  # e.g. the peer gone from the all-reduce
+        out.put((rank, f"{type(exc).__name__}: {exc}"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_one_ranks_non_finite_loss_stops_every_rank_together_and_caches_nothing(tmp_path):
+    import multiprocessing as mp
+    import queue
+    import socket
+
+    from harness.cache import StageCache
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_rank, args=(rank, port, str(tmp_path), out)) for rank in (0, 1)]
+    for p in procs:
+        p.start()
+    try:
+        said = dict(out.get(timeout=120) for _ in procs)  # a rank left waiting would time out here
+    except queue.Empty:
+        said = None
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert said is not None, "a rank hung in DDP after its peer's loss became NaN"
+    assert said[0] == said[1], said  # the same one line on both ranks
+    assert said[0].startswith("pretrain: the training loss became nan in epoch 2/3;") and "\n" not in said[0]
+    assert not StageCache(tmp_path).has_files("pretrain", "k")  # not cached
+    assert [p.exitcode for p in procs] == [0, 0]

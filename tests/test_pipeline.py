@@ -4,6 +4,9 @@ and one whole trial in this process (computed, then loaded from the cache unchan
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +106,48 @@ def test_a_diverged_trial_is_one_line_on_the_command_line(tmp_path, capsys):
     assert rc == 2 and err.startswith("error: pretrain: the training ") and err.count("\n") == 1, err
     assert "lower optim.lr (now 1e+30);" in err and "Traceback" not in err
     assert [p.name for p in (tmp_path / "cache" / "pretrain").iterdir() if p.suffix != ".lock"] == []  # no entry
+
+
+def _concurrent_trial(overrides: dict, root: str, barrier, out) -> None:
+    """One trial in its own process, started with the other at one moment (the barrier)."""
+    from conftest import TINY_OVERRIDES
+    from harness.config import load_profile
+    torch.set_num_threads(1)
+    cfg = load_profile("debug", {**TINY_OVERRIDES, **overrides})
+    said: list[str] = []
+    barrier.wait()
+    started = time.time()
+    result, _ = run_trial(cfg, ("sign2text",), StageCache(Path(root)), local_runtime(said.append))
+    out.put({"started": started, "stages": result.stages, "said": said,
+             "keys": stage_keys(cfg, ("sign2text",))})
+
+
+def test_two_trials_that_need_one_entry_at_once_compute_it_once(tmp_path):
+    """Through the pipeline, not only the lock: two trials (their sign-to-text differs, the rest is
+    shared) start at the same moment on one cache; each shared stage is computed by one and loaded
+    by the other, which waited for it."""
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_concurrent_trial, args=({"sign2text.beam_size": beam}, str(tmp_path), barrier, out))
+             for beam in (1, 2)]
+    for p in procs:
+        p.start()
+    runs = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    a, b = runs
+    shared = [n for n in a["keys"] if a["keys"][n] == b["keys"][n] and n != "prepare"]
+    assert shared == ["pretrain", "probe", "embed"] and a["keys"]["sign2text"] != b["keys"]["sign2text"]
+    for name in shared:
+        assert sorted([a["stages"][name], b["stages"][name]]) == ["cached", "computed"], (name, a["stages"], b["stages"])
+        folder = tmp_path / STAGES[name].cache_folder
+        assert [p.name for p in folder.iterdir() if p.is_dir()] == [a["keys"][name]]  # one entry, no leftover
+    assert a["stages"]["sign2text"] == b["stages"]["sign2text"] == "computed"
+    said = a["said"] + b["said"]
+    assert sum(line.startswith("pretrain: computing") for line in said) == 1
+    # They overlapped: both had started before the shared pretraining was written (the later one
+    # waited on the entry's lock, then loaded it).
+    done = json.loads((tmp_path / "pretrain" / a["keys"]["pretrain"] / "DONE.json").read_text())
+    assert max(a["started"], b["started"]) < done["created"]

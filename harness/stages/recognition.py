@@ -15,7 +15,6 @@ key includes the pretraining's, so another pretraining retrains them (a few seco
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -109,19 +108,12 @@ def run_recognition(ctx: StageContext) -> dict:
             return torch.cat([m.logits(*batch(split, list(range(i, min(i + bs, len(feats[split]))))))
                               for i in range(0, len(feats[split]), bs)]).float().cpu().numpy()  # (S, K)
 
-    best = {"top1": -1.0, "state": None}
-
     def evaluate(m, epoch):
-        top1 = topk_accuracy(logits(m, "dev"), labels["dev"].numpy(), (1,))["top1"]
-        if top1 > best["top1"]:
-            best["top1"], best["state"] = top1, copy.deepcopy(m.state_dict())
-        return {"recognition/dev_top1": top1}
+        return {"recognition/dev_top1": topk_accuracy(logits(m, "dev"), labels["dev"].numpy(), (1,))["top1"]}
 
     epochs = cfg.recognition.epochs
     train_stage(StageRun("recognition", ctx.key, model, batches, epochs, steps_per_epoch(n, bs, rt.world_size),
-                         evaluate, max(1, epochs // EVALUATIONS)), cfg.optim, rt)
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
+                         evaluate, max(1, epochs // EVALUATIONS), keep_best="recognition/dev_top1"), cfg.optim, rt)
     model.eval()
     result = {}
     for split in ("dev", "test"):

@@ -11,7 +11,6 @@ judge's translations). Sentences are the vocabulary's tokens, or with a Hugging 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -118,25 +117,20 @@ def run(ctx: StageContext) -> dict:
 
     true_len = torch.tensor([len(zz) for zz in z["dev"]])  # (dev,)
     dev_refs = [s.text for s in corpus["dev"]]
-    best = {"bleu4": -1.0, "state": None}
 
     def evaluate(m, epoch):
         pred = torch.cat([m.predicted_lengths(token_batch("dev", list(range(i, min(i + bs, len(tokens["dev"]))))))
                           .cpu() for i in range(0, len(tokens["dev"]), bs)])
         out = {"text2sign/dev_length_accuracy": float((pred == true_len).float().mean())}
         if t.select_by == "dev_bt_bleu4":  # B.2's early stopping: greedy back-translation of dev, as sign-to-text
-            score = text_metrics(back_translate(produce(m, "dev"), 1), dev_refs)["bleu4"]
-            if score > best["bleu4"]:
-                best["bleu4"], best["state"] = score, copy.deepcopy(m.state_dict())
-            out["text2sign/dev_bt_bleu4_greedy"] = score
+            out["text2sign/dev_bt_bleu4_greedy"] = text_metrics(back_translate(produce(m, "dev"), 1), dev_refs)["bleu4"]
         return out
 
     seed_everything(cfg.seed, rt.rank)
     model = build_text2sign(cfg, z["train"][0].shape[-1], vocab, longest, pad_id).to(rt.device)
+    selected = "text2sign/dev_bt_bleu4_greedy" if t.select_by == "dev_bt_bleu4" else None  # else the last epoch
     train_stage(StageRun("text2sign", ctx.key, model, batches, t.epochs, steps_per_epoch(n, bs, rt.world_size),
-                         evaluate, max(1, t.epochs // EVALUATIONS)), cfg.optim, rt)
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
+                         evaluate, max(1, t.epochs // EVALUATIONS), keep_best=selected), cfg.optim, rt)
     model.eval()
     result = {}
     with torch.no_grad():

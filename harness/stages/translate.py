@@ -7,7 +7,6 @@ Both train with teacher-forced cross-entropy (eq. 3), keep the epoch with the be
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -44,7 +43,6 @@ def train_translator(ctx: StageContext, name: str, model, inputs: dict[str, list
                                                    vocab.eos_id, device=rt.device)  # (B, L), (B, L)
             yield batch_of("train", idx) + (tgt_in, tgt_out)
 
-    best = {"bleu4": -1.0, "state": None}
     dev_refs = [s.text for s in corpus["dev"]]
 
     def decode_split(m, split, beam):
@@ -55,17 +53,12 @@ def train_translator(ctx: StageContext, name: str, model, inputs: dict[str, list
         return hyps
 
     def evaluate(m, epoch):
-        score = text_metrics(decode_split(m, "dev", 1), dev_refs)["bleu4"]
-        if score > best["bleu4"]:
-            best["bleu4"], best["state"] = score, copy.deepcopy(m.state_dict())
-        return {f"{name}/dev_bleu4_greedy": score}
+        return {f"{name}/dev_bleu4_greedy": text_metrics(decode_split(m, "dev", 1), dev_refs)["bleu4"]}
 
     seed_everything(cfg.seed, rt.rank)
+    # The model of the best greedy dev BLEU-4 comes back (the loop keeps it, in its checkpoints too).
     train_stage(StageRun(name, ctx.key, model, batches, epochs, steps_per_epoch(n, bs, rt.world_size), evaluate,
-                         max(1, epochs // EVALUATIONS)), cfg.optim, rt)
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    model.eval()
+                         max(1, epochs // EVALUATIONS), keep_best=f"{name}/dev_bleu4_greedy"), cfg.optim, rt)
     result = {}
     with torch.no_grad():
         for split in ("dev", "test"):

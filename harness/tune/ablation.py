@@ -19,6 +19,7 @@ from harness import figures, folder_lock, reading, report, side_by_side, storage
 from harness.ablation import AblationSpec, variant_config
 from harness.cache import StageCache
 from harness.config import ConfigError, ExperimentConfig
+from harness.datasource import absolute_sources
 from harness.results import ResultsLayout, TrialResult, TrialSpec, config_key, read_pose_samples
 from harness.stages import CACHE_FOLDERS, STAGES, stage_keys
 from harness.tune.driver import train_driver_fn, trial_failures, trial_resources
@@ -44,7 +45,8 @@ def plan_trials(spec: AblationSpec, profile: str | None, seeds: int, overrides: 
     for variant in only or []:
         if variant not in spec.variants:
             raise ConfigError(f"--only {variant}: not a variant of {spec.name} (one of {', '.join(spec.variants)})")
-    return [TrialPlan(variant, seed, variant_config(spec, variant, profile, {**overrides, **compute}, seed))
+    # Relative data paths are resolved here, on the driver: a trial runs in Ray's folder, not ours.
+    return [TrialPlan(variant, seed, absolute_sources(variant_config(spec, variant, profile, {**overrides, **compute}, seed)))
             for variant in spec.variants if not only or variant in only for seed in range(seeds)]
 
 
