@@ -128,11 +128,31 @@ def test_zero_confidence_all_zero_and_low_confidence_points(tmp_path):
     values[:, 8] = 0.0  # left THUMB_CMC: all-zero point with confidence 1
     conf[:, 9] = 0.001  # left THUMB_MCP: visibility 0.001
     path = write_mediapipe(tmp_path / "a.pose", values, conf)
-    seq = read_pose_file(path)
+    seq = read_pose_file(path, options=ReadOptions(min_confidence=0.0))
     assert not seq.mask[:, LEFT[0]].any() and not seq.mask[:, LEFT[1]].any()
-    assert seq.mask[:, LEFT[2]].all()  # default data.min_confidence 0 keeps it
+    assert seq.mask[:, LEFT[2]].all()  # data.min_confidence 0 keeps every detection
     strict = read_pose_file(path, options=ReadOptions(min_confidence=0.1))
     assert not strict.mask[:, LEFT[2]].any() and strict.mask[:, LEFT[3]].all()
+
+
+def test_the_default_min_confidence_drops_near_zero_detections(tmp_path, capsys):
+    # What real extractors write below a detection: OpenPose's near-0 hand scores, MediaPipe's visibility 0.001
+    values, conf = mediapipe_values(10)
+    conf[:, 7:28] = 0.001  # the left hand (wrist included) at visibility 0.001 in every frame
+    conf[:5, 28:49] = 0.05  # the right hand at 0.05 in the first 5 frames ...
+    conf[5:, 28:49] = 0.15  # ... and 0.15 in the others
+    write_mediapipe(tmp_path / "low.pose", values, conf)
+    table(tmp_path, ["low"])
+    assert cfg().data.min_confidence == 0.1 and ReadOptions().min_confidence == 0.1  # one default
+    seq = load_raw(f"pose:{tmp_path}", cfg())["train"][0]
+    assert not seq.mask[:, LEFT].any()
+    assert not seq.mask[:5, RIGHT].any() and seq.mask[5:, RIGHT].all()
+    assert seq.mask[:, CANONICAL.left_shoulder].all() and seq.mask[:, CANONICAL.right_shoulder].all()
+    assert read_pose_file(tmp_path / "low.pose").mask.tolist() == seq.mask.tolist()  # the reader alone: the same
+    parts = inspect_json(capsys, [f"pose:{tmp_path}"])["splits"]["train"]["parts_present"]
+    assert parts["left_hand"]["frames"] == 0.0 and parts["right_hand"]["frames"] == 0.5
+    everything = inspect_json(capsys, [f"pose:{tmp_path}", "--set", "data.min_confidence=0"])
+    assert everything["splits"]["train"]["parts_present"]["left_hand"]["frames"] == 1.0
 
 
 def test_sequence_without_usable_shoulders_is_skipped_by_name(tmp_path, capsys):
