@@ -289,6 +289,47 @@ def test_truncated_pose_file_is_refused(tmp_path, capsys):
     assert "cut.pose: truncated .pose file" in err
 
 
+def write_pose_v0_0(path: Path, values: np.ndarray, conf: np.ndarray, fps: int = 24) -> Path:
+    """A version 0.0 `.pose` file (pose-format's oldest layout, which it reads but no longer writes):
+    the header as pose-format writes it with version 0.0, then per frame the number of people and
+    per person an id and (x, y, confidence) float32 per point. values (T, N, 2), conf (T, N)."""
+    import io
+    import struct
+    comps = [("POSE_LANDMARKS", MP_BODY), ("LEFT_HAND_LANDMARKS", MP_HAND), ("RIGHT_HAND_LANDMARKS", MP_HAND)]
+    header = PoseHeader(0.1, PoseHeaderDimensions(1000, 1000, 0), [PoseHeaderComponent(n, p, [], [], "XYC") for n, p in comps])
+    buf = io.BytesIO()
+    header.write(buf)
+    data = bytearray(buf.getvalue())
+    data[:4] = struct.pack("<f", 0.0)  # the version
+    data += struct.pack("<HH", fps, len(values))
+    for frame, c in zip(values, conf):
+        data += struct.pack("<Hh", 1, 0) + np.concatenate([frame, c[:, None]], -1).astype("<f4").tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_truncated_version_0_0_pose_file_is_refused(tmp_path, capsys):
+    values, conf = mediapipe_values(40, z=False)
+    path = write_pose_v0_0(tmp_path / "old.pose", values, conf)
+    table(tmp_path, ["old"])
+    whole = read_pose_file(path)
+    assert whole.num_frames == 40 and whole.meta["fps"] == 24.0  # pose-format reads the whole file
+    np.testing.assert_allclose(whole.keypoints[:, CANONICAL.left_shoulder], values[:, 1], atol=1e-4)
+    frame = 2 + 2 + N_MP * 3 * 4  # people count, person id, (x, y, c) per point
+    body_start = len(path.read_bytes()) - 40 * frame
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    t = (len(data) // 2 - body_start) // frame  # the frame the cut falls in
+    with pytest.raises(DataError, match=rf"old\.pose: truncated \.pose file \(version 0\.0\): the header promises 40 "
+                                        rf"frames but the {len(data) // 2} bytes end inside frame {t} "):
+        read_pose_file(path)
+    path.write_bytes(data[: body_start + 3 * frame])  # cut at a frame boundary: still 37 frames short
+    err = one_line_error(capsys, [f"pose:{tmp_path}"])
+    assert f"old.pose: truncated .pose file (version 0.0): the header promises 40 frames" in err
+    assert "end inside frame 3 " in err
+
+
 def test_overflowing_values_name_the_users_file(tmp_path, capsys):
     values, conf = mediapipe_values(3)
     values[1, 8, 0] = np.inf  # what a float32 file holds for 1e39
