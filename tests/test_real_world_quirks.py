@@ -18,6 +18,7 @@ from pose_format.numpy import NumPyPoseBody  # noqa: E402
 from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions  # noqa: E402
 
 from harness.cli import run_cli  # noqa: E402
+from hostile_cases import pose_v0_0_bytes  # noqa: E402
 from harness.config import load_profile  # noqa: E402
 from harness.data.record import DataError, ReadOptions  # noqa: E402
 from harness.data.readers.pose import read_pose_file  # noqa: E402
@@ -290,22 +291,9 @@ def test_truncated_pose_file_is_refused(tmp_path, capsys):
 
 
 def write_pose_v0_0(path: Path, values: np.ndarray, conf: np.ndarray, fps: int = 24) -> Path:
-    """A version 0.0 `.pose` file (pose-format's oldest layout, which it reads but no longer writes):
-    the header as pose-format writes it with version 0.0, then per frame the number of people and
-    per person an id and (x, y, confidence) float32 per point. values (T, N, 2), conf (T, N)."""
-    import io
-    import struct
     comps = [("POSE_LANDMARKS", MP_BODY), ("LEFT_HAND_LANDMARKS", MP_HAND), ("RIGHT_HAND_LANDMARKS", MP_HAND)]
-    header = PoseHeader(0.1, PoseHeaderDimensions(1000, 1000, 0), [PoseHeaderComponent(n, p, [], [], "XYC") for n, p in comps])
-    buf = io.BytesIO()
-    header.write(buf)
-    data = bytearray(buf.getvalue())
-    data[:4] = struct.pack("<f", 0.0)  # the version
-    data += struct.pack("<HH", fps, len(values))
-    for frame, c in zip(values, conf):
-        data += struct.pack("<Hh", 1, 0) + np.concatenate([frame, c[:, None]], -1).astype("<f4").tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(data))
+    path.write_bytes(pose_v0_0_bytes(comps, values, conf, fps))
     return path
 
 
