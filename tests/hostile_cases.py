@@ -573,6 +573,11 @@ _DATA_FLAGS = [
     ("inspect-set-confidence", ("synth", "--set", "data.min_confidence=1.5"), None,
      "data.min_confidence must be in [0, 1], got 1.5 (--set)"),
     ("inspect-set-no-equals", ("synth", "--set", "data.fps"), None, "--set expects key=value, got 'data.fps'"),
+    ("inspect-extra-source-kind", ("synth", "--set", "pretrain.extra_source=kinect:/x"), None,
+     "source 'kinect:/x': unknown kind 'kinect'; expected one of synth"),
+    ("inspect-extra-source-no-train", ("synth", "--set", f"pretrain.extra_source=pt:{W}/pt"),
+     _both(_pt(PT_FRAME + "\n"), _write("pt/train.skels", ""), _write("pt/train.text", "")),
+     f"pretrain.extra_source pt:{W}/pt: no train sequences after preprocessing; expected a train split to pretrain on"),
 ]
 
 
@@ -608,6 +613,9 @@ def cases() -> list[Case]:
         out.append(Case(f"data-{i}", "Data files", "inspect", (source,), e, files=f))
     for i, args, f, e in _DATA_FLAGS:
         out.append(Case(f"data-{i}", "Data files", "inspect", args, e, files=f))
+    # A second corpus for pretraining is prepared by the driver too, before any trial.
+    out.append(Case("study-extra-source-missing", "Data files through run_ablation.py", "ablation",
+                    ("apw", "--set", f"pretrain.extra_source=pt:{W}/nodir", *RUN), f"{W}/nodir: does not exist"))
     # The same readers behind a study: the driver prepares the data before any trial (and Ray).
     for i, source, f, e in _DATA:
         if i in _THROUGH_ABLATION:

@@ -276,6 +276,85 @@ def test_pt_z_is_kept_and_data_dims_2_drops_it(tmp_path):
     assert prepare_corpus(f"pt:{tmp_path}", cfg(dims=2))[0]["train"][0].keypoints.shape[-1] == 2
 
 
+def _seqs(n: int, C: int, face: bool, T: int = 20) -> list:
+    from harness.data.record import SignSequence
+    kp = np.random.default_rng(C).normal(size=(T, 73, C)).astype(np.float32)
+    mask = np.ones((T, 73), bool)
+    if not face:
+        mask[:, list(CANONICAL.parts["face"])] = False
+    return [SignSequence(f"s{i}", np.where(mask[..., None], kp, 0), mask, f"text {i}", meta={"fps": 25.0})
+            for i in range(n)]
+
+
+def test_mixing_a_3d_corpus_without_face_and_a_2d_one_with_face():
+    from harness.datasource import mixing
+    pt_like = {"train": _seqs(2, 3, face=False), "dev": _seqs(1, 3, face=False), "test": _seqs(1, 3, face=False)}
+    op_like = {"train": _seqs(3, 2, face=True), "dev": [], "test": []}
+    parts = ("body", "face", "left_hand", "right_hand")
+    m = mixing(pt_like, op_like, "pt:A", "openpose:B", parts)
+    assert (m.coords, m.drop_main_z, m.drop_extra_z) == (2, True, False)
+    assert m.notes[0].startswith("z dropped from pt:A (3D) to match openpose:B's 2D, in every stage of this trial")
+    assert "face masked in openpose:B because pt:A never shows it" in m.notes[1]
+    main, extra = m.main(pt_like), m.extra(op_like)
+    assert {s.keypoints.shape for split in main.values() for s in split} == {(20, 73, 2)}
+    assert len(extra) == 3 and all(s.keypoints.shape == (20, 73, 2) for s in extra)
+    assert not any(s.mask[:, list(CANONICAL.parts["face"])].any() for s in extra)
+    assert all(s.mask[:, list(CANONICAL.parts["left_hand"])].all() for s in extra)  # the rest is kept
+    # the other way round: the extra corpus loses z, the main one keeps everything
+    back = mixing(op_like, pt_like, "openpose:B", "pt:A", parts)
+    assert (back.drop_main_z, back.drop_extra_z) == (False, True) and back.main(op_like) is op_like
+    assert back.notes == ("z dropped from pt:A (3D) to match openpose:B's 2D",
+                          "layout: both read into the canonical 73-point layout; face absent from pt:A "
+                          "(masked there, never zero-filled)")
+    same = mixing(op_like, op_like, "openpose:B", "openpose:C", parts)
+    assert same.notes[0] == "both 2D (x, y), nothing dropped" and "the same parts shown" in same.notes[1]
+    with pytest.raises(DataError, match="pretrain.extra_source openpose:C: no train sequences"):
+        mixing(op_like, {"train": [], "dev": op_like["train"], "test": []}, "openpose:B", "openpose:C", parts)
+
+
+def test_a_trial_mixes_its_extra_source_for_every_stage(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.stages.prepare import _ready
+    from harness.stages.pretrain import training_sequences
+    c = load_profile("debug", {"pretrain.extra_source": "openpose:B"})
+    main = {"train": _seqs(2, 3, face=False, T=40), "dev": _seqs(1, 3, face=False, T=40),
+            "test": _seqs(1, 3, face=False, T=40)}
+    said: list[str] = []
+    ctx = SimpleNamespace(cfg=c, prepare_source=lambda spec: {"train": _seqs(3, 2, face=True, T=40), "dev": [],
+                                                               "test": []},
+                          runtime=SimpleNamespace(say=said.append))
+    prepared = _ready(ctx, main)
+    assert prepared.num_coords == 2  # one model reads both: the main corpus's z is dropped for every stage
+    assert {s.keypoints.shape[-1] for split in (prepared.corpus, prepared.full) for seqs in split.values()
+            for s in seqs} == {2}
+    assert prepared.mixing.drop_main_z and len(prepared.extra) == 3
+    seqs = training_sequences(SimpleNamespace(cfg=c, inputs={"prepare": prepared}))
+    assert len(seqs) == 5 and {s.keypoints.shape[-1] for s in seqs} == {2}
+    assert not any(s.mask[:, list(CANONICAL.parts["face"])].any() for s in seqs)
+    assert said and "z dropped from synth (3D) to match openpose:B's 2D" in said[0]
+
+
+def test_inspect_says_how_an_extra_source_is_mixed(tmp_path, capsys):
+    from harness.data.readers.pt import write_pt
+    seqs = _seqs(2, 3, face=False, T=30)
+    write_pt({"train": seqs, "dev": seqs[:1], "test": seqs[:1]}, tmp_path / "pt")
+    write_mediapipe(tmp_path / "mp" / "a.pose", *mediapipe_values(30, z=False), fps=30.0)
+    table(tmp_path / "mp", ["a"])
+    argv = [f"pt:{tmp_path / 'pt'}", "--set", f"pretrain.extra_source=pose:{tmp_path / 'mp'}"]
+    doc = inspect_json(capsys, argv)
+    x = doc["extra_source"]
+    assert x["source"] == f"pose:{tmp_path / 'mp'}" and x["sequences"] == 1 and x["coords"] == [2]
+    assert x["fps"] == "recorded at 30 fps, 1 of 1 sequence(s) resampled to data.fps 25"
+    assert x["mixing"][0].startswith(f"z dropped from pt:{tmp_path / 'pt'} (3D) to match pose:{tmp_path / 'mp'}'s 2D")
+    assert "face absent from pose:" not in x["mixing"][1] and x["parts_present"]["face"]["frames"] == 0.0
+    assert run_cli(main, argv) == 0
+    text = capsys.readouterr().out
+    assert f"[pretrain.extra_source pose:{tmp_path / 'mp'}] train sequences: 1 kept of 1 (pretraining only)" in text
+    assert f"  mixing: z dropped from pt:{tmp_path / 'pt'} (3D)" in text
+    assert "  mixing: layout: both read into the canonical 73-point layout" in text
+
+
 # ----------------------------------------------------------------------------- broken files
 
 
