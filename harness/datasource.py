@@ -152,7 +152,7 @@ def mixing(main: Corpus, extra: Corpus, main_spec: str, extra_spec: str, parts: 
         dims = f"z dropped from {extra_spec} (3D) to match {main_spec}'s 2D"
     else:
         dims = f"both {'2D (x, y)' if coords == 2 else '3D (x, y, z)'}, nothing dropped"
-    shown_main, shown_extra = shown_parts(main["train"]), shown_parts(extra["train"])
+    shown_main, shown_extra = shown_parts([s for seqs in main.values() for s in seqs]), shown_parts(extra["train"])
     keep = tuple(p for p in parts if p in shown_main)
     masked = [p for p in shown_extra if p in parts and p not in shown_main]
     lacking = [p for p in shown_main if p in parts and p not in shown_extra]

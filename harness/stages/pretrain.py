@@ -42,7 +42,8 @@ class Pretrained:
 def settings(cfg: ExperimentConfig) -> dict:
     extra = cfg.pretrain.extra_source
     return {"pretrain": dataclasses.asdict(cfg.pretrain), "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed,
-            "extra": source_identity(extra, cfg) if extra else None,
+            # "mixing" 2: the extra corpus loses the parts the main one never shows (datasource.Mixing)
+            "extra": {**source_identity(extra, cfg), "mixing": 2} if extra else None,
             "extra_noise_threshold": cfg.data.noise_threshold if extra else None, **numerics(cfg)}
 
 
