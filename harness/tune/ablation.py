@@ -180,9 +180,9 @@ def _tune(spec: AblationSpec, todo: list[TrialPlan], inv: Invocation, address: s
         tuner.fit()
 
 
-def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: list[str]) -> dict:
+def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: list[str] | None = None) -> dict:
     """The paper's table from the finished trials' test results, logged to the parent run; `data`:
-    each trial's data in words (Invocation.check_data), for the footer."""
+    each trial's data in words (Invocation.check_data), for the footer (None: no data lines)."""
     say, out_dir = inv.say, inv.layout.folder(spec.name)
     finished = {t.key: TrialResult.read(inv.layout.trial_result(spec.name, t.key))
                 for t in trials if _finished(inv, t)}
@@ -217,7 +217,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: l
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
                                     recognition="recognition" in spec.tasks, translation=translates,
                                     readings=reading.reading(rows, spec.baseline), probe=reading.probe_text(probe),
-                                    data=report.data_lines([(t.variant, text) for t, text in zip(trials, data)]),
+                                    data=report.data_lines([(t.variant, text) for t, text in zip(trials, data or [])]),
                                     # A recognition table's rows share a pretraining: its weights say nothing of them.
                                     weights=[] if not translates else reading.weights_text(
                                         {v: [finished[t.key].pretrain_metrics for t in trials
