@@ -104,7 +104,7 @@ def rate_text(corpus: Corpus, fps: float) -> str:
     if recorded:
         rates = ", ".join(f"{r:g}" for r in recorded)
         said.append(f"recorded at {rates} fps, {resampled} of {len(seqs)} sequence(s) resampled to data.fps {fps:g}"
-                    if resampled else f"recorded at {rates} fps, which is data.fps (not resampled)")
+                    if resampled else f"recorded at {rates} fps = data.fps {fps:g} (not resampled)")
     if unknown:
         said.append(f"{unknown} sequence(s) with no recorded rate, taken to be at data.fps {fps:g}")
     return "; ".join(said) or "no sequences"

@@ -50,7 +50,7 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
         assert r["p_bleu4"] == "" if r["variant"] == spec.baseline else 0.0 < float(r["p_bleu4"]) <= 1.0
     md = (results / name / "table.md").read_text()
     assert "Synthetic corpus" in md and "Profile: debug" in md
-    assert "(frame rate, as windowed): synth: recorded at 25 fps, which is data.fps (not resampled)." in md
+    assert "(frame rate, as windowed): synth: recorded at 25 fps = data.fps 25 (not resampled)." in md
     assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout and "--host 127.0.0.1" in out.stdout
     assert "then open http://127.0.0.1:5000/#/experiments/" in out.stdout  # the experiment's runs view
     runs = mlflow_runs(results, name)
@@ -160,8 +160,8 @@ def test_every_other_ablation(name, tmp_path):
     if name == "dataset":  # table 4d: the second corpus's rate and how it was mixed, for its variant only
         md = (tmp_path / "dataset" / "table.md").read_text()
         assert "Data of one (frame rate, as windowed): synth: recorded at 25 fps" in md
-        assert ("Data of two (frame rate, as windowed): synth: recorded at 25 fps, which is data.fps (not resampled). "
-                "Pretraining also on the train split of synth@1000: recorded at 25 fps, which is data.fps (not "
+        assert ("Data of two (frame rate, as windowed): synth: recorded at 25 fps = data.fps 25 (not resampled). "
+                "Pretraining also on the train split of synth@1000: recorded at 25 fps = data.fps 25 (not "
                 "resampled); mixed: both 2D (x, y), nothing dropped; layout: both read into the canonical 73-point "
                 "layout, the same parts shown") in md
     if name == "recognition":  # table 3 with its two baselines, on one pretraining and one isolated corpus
