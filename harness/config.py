@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.data.record import MIN_CONFIDENCE
 from harness.data.synth import MAX_GLOSSES, MIN_GLOSSES
 # Re-exported: the error type and the strict YAML readers live with the rest of the user-input rules.
 from harness.user_input import ConfigError, parse_yaml, read_mapping, read_yaml  # noqa: F401
@@ -90,8 +91,14 @@ class DataConfig:
     # "source": PT's 3D and our own .pose layout keep z; MediaPipe's z (not in x/y's units) and 2D
     # sources give 2. 2 drops every z; 3 refuses a source whose z is absent or not in x/y's units.
     dims: Literal["source", 2, 3] = "source"
-    # The paper gives none; 0 keeps every detection (confidence 0, NaN, all-zero points are always missing).
-    min_confidence: float = _f(0.0, lo=0.0, hi=1.0, doc="points with a lower detector confidence are missing")
+    # The paper gives none (confidence 0, NaN and all-zero points are missing at any value). 0.1 from
+    # what extractors write (the real samples in ../shared/data/pose): OpenPose scores a hand it did
+    # not find near 0 and still writes its 21 points (27% of the sample's hand detections score under
+    # 0.03; the scores thin out until 0.1 and are flat above), while MediaPipe writes 1 for detected
+    # hands and face and a body visibility that was never under 0.22 there. 0.1 drops that cluster
+    # and a visibility of 0.001, and keeps every MediaPipe point and every shoulder of the samples;
+    # it lies between OpenPose's own drawing thresholds for body (0.05) and hands (0.2). 0: keep all.
+    min_confidence: float = _f(MIN_CONFIDENCE, lo=0.0, hi=1.0, doc="points with a lower detector confidence are missing")
     # Sequences without a sentence (no sentence table, or no row) are an error unless this keeps them,
     # unlabelled, for pretraining only.
     unlabelled: bool = False

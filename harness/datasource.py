@@ -2,23 +2,28 @@
 
 `harness.data` reads sources without knowing the config (it must stay usable on its own); here a
 spec meets the config: the synthetic generator's parameters, the source's identity for cache keys,
-loading and preprocessing (appendix B.1), and the checks a prepared corpus gets. The prepare stage,
-the drivers' check before any trial, pretraining's extra source and `python -m harness.inspect_data`
-all go through these functions.
+loading and preprocessing (appendix B.1), the checks a prepared corpus gets, and how a second
+corpus for pretraining (`pretrain.extra_source`, table 4d) is made one input with the main one. The
+prepare stage, the drivers' check before any trial, pretraining's extra source and
+`python -m harness.inspect_data` all go through these functions; what they did is said in words
+(`rate_text`, `Mixing.notes`) in `inspect` and in every ablation table's footer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
 from harness.config import ConfigError, ExperimentConfig, load_profile
-from harness.data.prepare import preprocess_corpus
+from harness.data.parts import drop_parts
+from harness.data.prepare import drop_z, preprocess_corpus
 from harness.data.record import Corpus, DataError, ReadOptions, SignSequence
 from harness.data.sources import Source, load_source, parse_source, source_files
 from harness.file_hashes import file_hashes
+from models.layout import CANONICAL
 
 
 def synth_params(source: Source, cfg: ExperimentConfig) -> dict:
@@ -103,3 +108,90 @@ def present_points(seqs: list[SignSequence]) -> np.ndarray:
     """(V,) bool: points present in at least half the frames of a split (e.g. no face in PHOENIX14T)."""
     masks = np.concatenate([s.mask for s in seqs], axis=0)  # (sum T, V)
     return masks.mean(axis=0) >= 0.5
+
+
+def coords_of(corpus: Corpus) -> int | None:
+    """C of a corpus (one for all its sequences after preprocessing); None when it has none."""
+    return next((int(s.keypoints.shape[-1]) for seqs in corpus.values() for s in seqs), None)
+
+
+def rate_text(corpus: Corpus, fps: float) -> str:
+    """In words, how a prepared corpus's frame rate came to `data.fps` (the rate its windows count in)."""
+    seqs = [s for split in corpus.values() for s in split]
+    recorded = sorted({float(s.meta.get("fps_source", s.meta["fps"])) for s in seqs if s.meta.get("fps") is not None})
+    resampled = sum("fps_source" in s.meta for s in seqs)
+    unknown = sum(s.meta.get("fps") is None for s in seqs)
+    said = []
+    if recorded:
+        rates = ", ".join(f"{r:g}" for r in recorded)
+        said.append(f"recorded at {rates} fps, {resampled} of {len(seqs)} sequence(s) resampled to data.fps {fps:g}"
+                    if resampled else f"recorded at {rates} fps = data.fps {fps:g} (not resampled)")
+    if unknown:
+        said.append(f"{unknown} sequence(s) with no recorded rate, taken to be at data.fps {fps:g}")
+    return "; ".join(said) or "no sequences"
+
+
+def shown_parts(seqs: list[SignSequence]) -> list[str]:
+    """The layout's parts with a point present in some frame (PHOENIX14T skeletons never show the face)."""
+    return [part for part, idx in CANONICAL.parts.items() if any(s.mask[:, list(idx)].any() for s in seqs)]
+
+
+@dataclass(frozen=True)
+class Mixing:
+    """How the second pretraining corpus and the main one become one input: one C (z dropped from
+    the 3D one when the other is 2D: a model has one input width) and one layout (both are in the
+    canonical layout; a part the main corpus never shows is masked in the extra one too, so SignMAE
+    does not learn to reconstruct what no later stage sees). `notes` say what was done."""
+
+    coords: int
+    drop_main_z: bool  # the main corpus loses z in every stage of the trial, not only in pretraining
+    drop_extra_z: bool
+    keep_parts: tuple[str, ...]  # the parts the extra corpus keeps
+    notes: tuple[str, ...]
+
+    def main(self, corpus: Corpus) -> Corpus:
+        return drop_z(corpus) if self.drop_main_z else corpus
+
+    def extra(self, corpus: Corpus) -> list[SignSequence]:
+        """The extra corpus's train split as pretraining gets it."""
+        train = {"train": corpus["train"]}
+        return drop_parts(drop_z(train) if self.drop_extra_z else train, self.keep_parts)["train"]
+
+
+def mixing(main: Corpus, extra: Corpus, main_spec: str, extra_spec: str, parts: tuple[str, ...]) -> Mixing:
+    """How `extra` (pretraining only, its train split) is mixed with `main` (see Mixing); `parts`:
+    `pretrain.parts`, what the main corpus keeps."""
+    if not extra.get("train"):
+        raise DataError(f"pretrain.extra_source {extra_spec}: no train sequences after preprocessing; expected a "
+                        "train split to pretrain on (run `python -m harness.inspect_data SOURCE` to see why)")
+    c_main, c_extra = coords_of(main), coords_of({"train": extra["train"]})
+    coords = min(c_main, c_extra)
+    if c_main > coords:
+        dims = (f"z dropped from {main_spec} (3D) to match {extra_spec}'s 2D, in every stage of this trial "
+                "(set data.dims=2 in every variant to compare like with like)")
+    elif c_extra > coords:
+        dims = f"z dropped from {extra_spec} (3D) to match {main_spec}'s 2D"
+    else:
+        dims = f"both {'2D (x, y)' if coords == 2 else '3D (x, y, z)'}, nothing dropped"
+    shown_main, shown_extra = shown_parts([s for seqs in main.values() for s in seqs]), shown_parts(extra["train"])
+    keep = tuple(p for p in parts if p in shown_main)
+    masked = [p for p in shown_extra if p in parts and p not in shown_main]
+    lacking = [p for p in shown_main if p in parts and p not in shown_extra]
+    layout = f"layout: both read into the canonical {CANONICAL.num_points}-point layout"
+    if masked:
+        layout += f"; {', '.join(masked)} masked in {extra_spec} because {main_spec} never shows it"
+    if lacking:
+        layout += f"; {', '.join(lacking)} absent from {extra_spec} (masked there, never zero-filled)"
+    if not (masked or lacking):
+        layout += f", the same parts shown ({', '.join(p for p in shown_main if p in parts)})"
+    return Mixing(coords, c_main > coords, c_extra > coords, keep, (dims, layout))
+
+
+def data_text(spec: str, corpus: Corpus, fps: float, extra: str = "", extra_corpus: Corpus | None = None,
+              mixed: Mixing | None = None) -> str:
+    """One trial's data in words (the table footer): each source's frame rate and how they were mixed."""
+    text = f"{spec}: {rate_text(corpus, fps)}."
+    if extra and extra_corpus is not None and mixed is not None:
+        text += (f" Pretraining also on the train split of {extra}: {rate_text({'train': extra_corpus['train']}, fps)}; "
+                 f"mixed: {'; '.join(mixed.notes)}.")
+    return text

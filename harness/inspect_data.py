@@ -5,7 +5,9 @@ parts present, coordinate ranges, problems), through the prepare stage's own cod
 
 Unlike a trial it does not stop at an empty split, so it can show why a trial did. A user error
 prints one line "error: ..." to stderr and exits 2. `--set data.KEY=VALUE` reads the source as a
-trial with that override would (data.fps, data.gaps, data.dims, data.min_confidence, ...).
+trial with that override would (data.fps, data.gaps, data.dims, data.min_confidence, ...);
+`--set pretrain.extra_source=SOURCE` also reads a second corpus for pretraining (table 4d) and says
+how the two are mixed (one C, one layout: harness.datasource.Mixing), as a trial would mix them.
 `--json` is strict JSON (no NaN or Infinity tokens).
 """
 
@@ -19,7 +21,7 @@ from harness.cli import Parser, run_cli
 from harness.config import ConfigError, ExperimentConfig, load_profile, parse_set
 from harness.data.prepare import prepare_splits
 from harness.data.record import SPLITS, DataError
-from harness.datasource import load_raw, timeline_options
+from harness.datasource import load_raw, mixing, rate_text, timeline_options
 
 # The config inspect reads a source with: `synth` and `synth@SEED` take its data.synth settings, and
 # its data.noise_threshold is the default threshold (this profile is the field defaults).
@@ -81,6 +83,17 @@ def format_report(doc: dict) -> str:
             lines.append(f"  problem: {problem}")
         if len(r["problems"]) > 10:
             lines.append(f"  ... {len(r['problems']) - 10} more problems")
+    x = doc.get("extra_source")
+    if x:
+        lines.append(f"[pretrain.extra_source {x['source']}] train sequences: {x['sequences']} kept of "
+                     f"{x['sequences_raw']} (pretraining only)")
+        lines.append(f"  fps: {x['fps']}; coords: C = {'/'.join(map(str, x['coords']))}")
+        parts = ", ".join(f"{p} {v['frames']:.0%} of frames" for p, v in x["parts_present"].items())
+        lines.append(f"  parts present: {parts}")
+        for note in x["mixing"]:
+            lines.append(f"  mixing: {note}")
+        for problem in x["problems"][:10]:
+            lines.append(f"  problem: {problem}")
     return "\n".join(lines)
 
 
@@ -108,12 +121,27 @@ def inspect(spec: str, cfg: ExperimentConfig, *, noise_threshold: float, min_fra
                         for s, r in splits.items())
             + f"); expected at least one with both shoulders and >= {min_frames} frames"
         )
+    extra = None
+    if cfg.pretrain.extra_source:
+        spec_x = cfg.pretrain.extra_source
+        extra_problems: list[str] = []
+        extra_corpus, extra_report = prepare_splits(load_raw(spec_x, cfg, extra_problems), noise_threshold=noise_threshold,
+                                                    min_frames=min_frames, timeline=timeline_options(cfg))
+        mixed = mixing(corpus, extra_corpus, spec, spec_x, cfg.pretrain.parts)
+        train = extra_report["train"]
+        extra = {"source": spec_x, "sequences": train["sequences"], "sequences_raw": train["sequences_raw"],
+                 "fps": rate_text({"train": extra_corpus["train"]}, cfg.data.fps), "coords": train["coords"],
+                 "parts_present": train["parts_present"], "mixing": list(mixed.notes),
+                 "problems": extra_problems + extra_report["problems"] + train["problems"]}
     d = cfg.data
     params = {"noise_threshold": float(noise_threshold), "min_frames": int(min_frames), "fps": float(d.fps),
               "gaps": d.gaps, "max_gap": d.max_gap, "dims": d.dims, "min_confidence": float(d.min_confidence),
               "unlabelled": d.unlabelled}
-    return {"source": spec, "params": params, "notes": report["notes"],
-            "problems": problems + report["problems"], "splits": splits}
+    doc = {"source": spec, "params": params, "notes": report["notes"],
+           "problems": problems + report["problems"], "splits": splits}
+    if extra is not None:
+        doc["extra_source"] = extra
+    return doc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,12 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-frames", type=int, default=1,
                         help="skip sequences shorter than this after preprocessing (default 1)")
     parser.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE",
-                        help="dotted override of a data setting, repeatable (data.fps=30, data.gaps=interpolate, ...)")
+                        help="dotted override of a data setting, repeatable (data.fps=30, data.gaps=interpolate, ...; "
+                             "pretrain.extra_source=SOURCE: a second corpus, mixed as a trial would)")
     args = parser.parse_args(argv)
     overrides = parse_set(args.set)
-    other = sorted(k for k in overrides if not k.startswith("data."))
+    other = sorted(k for k in overrides if not k.startswith("data.") and k != "pretrain.extra_source")
     if other:
-        raise ConfigError(f"--set {other[0]}: inspect reads only data.* settings; expected data.KEY=VALUE")
+        raise ConfigError(f"--set {other[0]}: inspect reads only data.* settings and pretrain.extra_source; "
+                          "expected data.KEY=VALUE")
     cfg = load_profile(PROFILE, overrides, "--set")
     if args.noise_threshold is None:
         args.noise_threshold = cfg.data.noise_threshold

@@ -323,6 +323,18 @@ def write_table(
     return markdown
 
 
+def data_lines(trials: Sequence[tuple[str, str]]) -> list[str]:
+    """The footer's data lines from (variant, its data in words) per trial: one line when every
+    variant read the same, else one per group of variants that did (e.g. table 4d's second corpus)."""
+    groups: dict[str, list[str]] = {}
+    for variant, text in trials:
+        if variant not in groups.setdefault(text, []):
+            groups[text].append(variant)
+    if len(groups) == 1:
+        return [f"Data (frame rate, as windowed): {next(iter(groups))}"]
+    return [f"Data of {', '.join(variants)} (frame rate, as windowed): {text}" for text, variants in groups.items()]
+
+
 def footer_text(
     corpus: str,
     profile: str,
@@ -338,9 +350,11 @@ def footer_text(
     recognition: bool = False,
     translation: bool = True,
     probe: Sequence[str] = (),
+    data: Sequence[str] = (),
 ) -> str:
     """The footer every table carries: data, profile, seeds, metric conventions, commit, the
-    `reading` of the table and what `degenerate_outputs` found."""
+    `reading` of the table and what `degenerate_outputs` found. `data`: the sources' frame rates
+    and mixing (data_lines)."""
     seed_list = ", ".join(str(s) for s in seeds)
     vs = f"the baseline row ({baseline})" if baseline else "the baseline row"
     samples = f"{n_bootstrap} resamples, " if n_bootstrap else ""
@@ -358,6 +372,8 @@ def footer_text(
     ]
     if not translation:  # a recognition table: no BLEU, MPJPE or BLEU-4 test to explain
         lines = lines[:1]
+    if data:
+        lines[1:1] = ["", *data]
     if recognition:
         lines += ["", "Top-1/5/10: percent of test clips of the unseen isolated signs whose gloss is among the k "
                       "highest logits. p (Top-1): paired bootstrap on per-clip top-1 correctness vs the baseline row "

@@ -80,7 +80,7 @@ These need a Ray session, a trained stage or a second process, so they are not i
 
 ## Real keypoint files (`tests/test_real_world_quirks.py`)
 
-Broken or mislabelled data files, through `python -m harness.inspect_data` (the same lines reach `run_ablation.py`). `tests/test_real_world_quirks.py` asserts the text of the rows up to the table that names no file, `tests/test_ablation_cli.py` the two text-encoder rows; the four rows between (dims 3 on a 2D source, the FPS column, a repeated frame number, inspect's `--set`) were printed by running the command and are not yet pinned by a test. `DIR` is the test's folder.
+Broken or mislabelled data files, through `python -m harness.inspect_data` (the same lines reach `run_ablation.py`). `tests/test_real_world_quirks.py` asserts the text of the rows up to `data.dims=3` on MediaPipe, `tests/test_ablation_cli.py` the two text-encoder rows; dims 3 on a 2D source, the FPS column, a repeated frame number, a truncated version 0.0 `.pose` and inspect's `--set` are generated rows of "Data files" above. `DIR` is the test's folder.
 
 | input | user sees |
 |---|---|
@@ -93,10 +93,6 @@ Broken or mislabelled data files, through `python -m harness.inspect_data` (the 
 | a sentence table that names none of the files | `error: DIR/notable/t.tsv: none of its 1 SENTENCE_NAME values matches the 2 .pose file(s) (first .pose file: 'a'); expected SENTENCE_NAME = the .pose file name, or set data.unlabelled: true to keep them unlabelled for pretraining only` |
 | a file without a row in the table | `error: DIR/notable/t.tsv: no row for 1 of 2 .pose file(s) (first: 'b'); expected a SENTENCE_NAME row for each, or set data.unlabelled: true to keep them unlabelled for pretraining only` |
 | `data.dims=3` on MediaPipe (relative depth) | `error: DIR/mp3/mp.pose: data.dims is 3 but its z is mediapipe's relative depth, not in x/y's units, and the file does not record its scale; expected data.dims 2 or source (z dropped)` |
-| `data.dims=3` on a 2D source | `error: DIR/op3/s1: data.dims is 3 but the source has 2 coordinates (x, y); expected data.dims 2 or source` |
-| an `FPS` column that is not a number | `error: DIR/op4/s1: FPS 'fast' in the sentence table; expected a number` |
-| two OpenPose files with one frame number | `error: DIR/dup/s1/s1_01.json: frame number 1 again (first: s1_1.json); expected one file per frame` |
-| `inspect --set pretrain.window=...` | `error: --set pretrain.window: inspect reads only data.* settings; expected data.KEY=VALUE` |
 | `--set text2sign.text_encoder=/nonexistent/distilbert` (`tests/test_text2sign_stage.py`) | `error: text2sign.text_encoder '/nonexistent/distilbert' is not a folder; expected 'learned' or a local Hugging Face model folder (saved with save_pretrained)`, before anything trains |
 | `--set text2sign.text_encoder=tests` (a folder without a model) | ``error: text2sign.text_encoder 'tests' is not a local Hugging Face model folder with a tokenizer (Unrecognized model in tests. Should have a `model_type` key in its config.json.)``, before anything trains |
 

@@ -408,6 +408,37 @@ def _pose(rel: str, truncate: int | None = None) -> Callable[[Path], None]:
     return make
 
 
+def pose_v0_0_bytes(components: list[tuple[str, list[str]]], values: np.ndarray, conf: np.ndarray, fps: int = 24,
+                    size: int = 1000) -> bytes:
+    """A version 0.0 `.pose` file (pose-format's oldest layout, which it reads but no longer writes):
+    pose-format's header with version 0.0, then per frame the number of people and per person an id
+    and (x, y, confidence) float32 per point. values (T, N, 2), conf (T, N); components (name, points)."""
+    import struct
+
+    from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions
+    header = PoseHeader(0.0, PoseHeaderDimensions(size, size, 0),
+                        [PoseHeaderComponent(name, points, [], [], "XYC") for name, points in components])
+    buf = io.BytesIO()
+    header.write(buf)
+    data = bytearray(buf.getvalue())
+    data[:4] = struct.pack("<f", 0.0)  # pose-format writes its current version; this is the old layout's
+    data += struct.pack("<HH", fps, len(values))
+    for frame, c in zip(values, conf):
+        data += struct.pack("<Hh", 1, 0) + np.concatenate([frame, c[:, None]], -1).astype("<f4").tobytes()
+    return bytes(data)
+
+
+def _pose_v0_0(rel: str, keep: float) -> Callable[[Path], None]:
+    """The hostile corpus's sequence as a version 0.0 file, cut to `keep` of its bytes."""
+    def make(w: Path) -> None:
+        from harness.data.readers.pose import OWN_COMPONENT
+        from models.layout import CANONICAL
+        seq = _corpus()["train"][0]
+        data = pose_v0_0_bytes([(OWN_COMPONENT, list(CANONICAL.names))], seq.keypoints, seq.mask.astype(np.float32))
+        _write(rel, data[: int(len(data) * keep)])(w)
+    return make
+
+
 OP_TABLE = "SENTENCE_NAME\tSENTENCE\nsent1\tthe sentence\n"
 OP_FRAME = "openpose/sent1/sent1_000000000000_keypoints.json"
 
@@ -515,6 +546,41 @@ _DATA = [
 ]
 
 
+# Cases of `inspect` with flags besides the source: (id, args, files, expect)
+_OP_FPS = "SENTENCE_NAME\tSENTENCE\tFPS\nsent1\tthe sentence\t{}\n"
+_DATA_FLAGS = [
+    ("openpose-dims-3", (f"openpose:{W}/openpose", "--set", "data.dims=3"), _openpose(_frame()),
+     f"{W}/openpose/sent1: data.dims is 3 but the source has 2 coordinates (x, y); expected data.dims 2 or source"),
+    ("pose-truncated-v0.0", (f"pose:{W}/old.pose",), _pose_v0_0("old.pose", keep=0.5),
+     f"{W}/old.pose: truncated .pose file (version 0.0): the header promises 6 frames but the"),
+    ("openpose-fps-word", (f"openpose:{W}/openpose",), _openpose(_frame(), table=_OP_FPS.format("fast")),
+     f"{W}/openpose/sent1: FPS 'fast' in the sentence table; expected a number"),
+    ("openpose-fps-zero", (f"openpose:{W}/openpose",), _openpose(_frame(), table=_OP_FPS.format("0")),
+     f"{W}/openpose/sent1: FPS '0' in the sentence table; expected frames per second in (0, 1000]"),
+    ("openpose-fps-nan", (f"openpose:{W}/openpose",), _openpose(_frame(), table=_OP_FPS.format("nan")),
+     f"{W}/openpose/sent1: FPS 'nan' in the sentence table; expected frames per second in (0, 1000]"),
+    ("openpose-repeated-frame", (f"openpose:{W}/openpose",),
+     _both(_openpose(_frame()), _write("openpose/sent1/sent1_0_keypoints.json", _frame())),
+     f"{W}/openpose/sent1/sent1_0_keypoints.json: frame number 0 again (first: sent1_000000000000_keypoints.json); "
+     "expected one file per frame"),
+    ("inspect-set-other-section", ("synth", "--set", "pretrain.window=8"), None,
+     "--set pretrain.window: inspect reads only data.* settings and pretrain.extra_source; expected data.KEY=VALUE"),
+    ("inspect-set-unknown-key", ("synth", "--set", "data.fsp=30"), None, "unknown key data.fsp; valid keys here:"),
+    ("inspect-set-fps-zero", ("synth", "--set", "data.fps=0"), None, "data.fps must be in [1, 1000], got 0.0 (--set)"),
+    ("inspect-set-gaps", ("synth", "--set", "data.gaps=fill"), None,
+     "data.gaps must be one of 'mask' | 'interpolate', got 'fill' (--set)"),
+    ("inspect-set-dims", ("synth", "--set", "data.dims=4"), None, "data.dims must be one of 'source' | 2 | 3, got 4 (--set)"),
+    ("inspect-set-confidence", ("synth", "--set", "data.min_confidence=1.5"), None,
+     "data.min_confidence must be in [0, 1], got 1.5 (--set)"),
+    ("inspect-set-no-equals", ("synth", "--set", "data.fps"), None, "--set expects key=value, got 'data.fps'"),
+    ("inspect-extra-source-kind", ("synth", "--set", "pretrain.extra_source=kinect:/x"), None,
+     "source 'kinect:/x': unknown kind 'kinect'; expected one of synth"),
+    ("inspect-extra-source-no-train", ("synth", "--set", f"pretrain.extra_source=pt:{W}/pt"),
+     _both(_pt(PT_FRAME + "\n"), _write("pt/train.skels", ""), _write("pt/train.text", "")),
+     f"pretrain.extra_source pt:{W}/pt: no train sequences after preprocessing; expected a train split to pretrain on"),
+]
+
+
 _THROUGH_ABLATION = ("npz-garbage", "npz-truncated", "npz-nan", "pose-dev-null", "openpose-deep-json",
                      "openpose-short-pose", "pt-inf", "pt-text-count")
 
@@ -545,6 +611,11 @@ def cases() -> list[Case]:
                         files=_write(f"{i}.yaml", text), what=f"`W/{i}.yaml`: " + _describe(text)))
     for i, source, f, e in _DATA:
         out.append(Case(f"data-{i}", "Data files", "inspect", (source,), e, files=f))
+    for i, args, f, e in _DATA_FLAGS:
+        out.append(Case(f"data-{i}", "Data files", "inspect", args, e, files=f))
+    # A second corpus for pretraining is prepared by the driver too, before any trial.
+    out.append(Case("study-extra-source-missing", "Data files through run_ablation.py", "ablation",
+                    ("apw", "--set", f"pretrain.extra_source=pt:{W}/nodir", *RUN), f"{W}/nodir: does not exist"))
     # The same readers behind a study: the driver prepares the data before any trial (and Ray).
     for i, source, f, e in _DATA:
         if i in _THROUGH_ABLATION:

@@ -52,6 +52,7 @@ def check_ablation(name: str, results: Path, out: subprocess.CompletedProcess,
         assert r["p_bleu4"] == "" if r["variant"] == spec.baseline else 0.0 < float(r["p_bleu4"]) <= 1.0
     md = (results / name / "table.md").read_text()
     assert "Synthetic corpus" in md and "Profile: debug" in md
+    assert "(frame rate, as windowed): synth: recorded at 25 fps = data.fps 25 (not resampled)." in md
     assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout and "--host 127.0.0.1" in out.stdout
     assert "then open http://127.0.0.1:5000/#/experiments/" in out.stdout  # the experiment's runs view
     runs = mlflow_runs(results, name)
@@ -178,6 +179,13 @@ def test_every_other_ablation(name, tmp_path):
         trials = [json.loads(p.read_text()) for p in (tmp_path / "stride" / "trials").glob("*.json")]
         assert len(trials) == 4
         assert sum(t["stages"]["pretrain"] == "computed" for t in trials) == 1  # one pretraining for all strides
+    if name == "dataset":  # table 4d: the second corpus's rate and how it was mixed, for its variant only
+        md = (tmp_path / "dataset" / "table.md").read_text()
+        assert "Data of one (frame rate, as windowed): synth: recorded at 25 fps" in md
+        assert ("Data of two (frame rate, as windowed): synth: recorded at 25 fps = data.fps 25 (not resampled). "
+                "Pretraining also on the train split of synth@1000: recorded at 25 fps = data.fps 25 (not "
+                "resampled); mixed: both 2D (x, y), nothing dropped; layout: both read into the canonical 73-point "
+                "layout, the same parts shown") in md
     if name == "recognition":  # table 3 with its two baselines, on one pretraining and one isolated corpus
         trials = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "recognition" / "trials").glob("*.json")}
         assert sorted(trials) == ["gru-seed0", "ours-seed0", "transformer-seed0"]

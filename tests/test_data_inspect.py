@@ -98,7 +98,7 @@ def test_inspect_text_and_json(npz_source, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["source"] == npz_source and doc["params"] == {
         "noise_threshold": 100.0, "min_frames": 1, "fps": 25.0, "gaps": "mask", "max_gap": 5, "dims": "source",
-        "min_confidence": 0.0, "unlabelled": False}
+        "min_confidence": 0.1, "unlabelled": False}
     assert doc["splits"]["train"]["sequences"] == 2  # min_frames 1: only "noshoulder" is skipped
     assert doc["splits"]["train"]["frames_raw"] == [6, 2, 5] and doc["splits"]["train"]["frames"] == [6, 2, 0]
 

@@ -18,6 +18,7 @@ from pose_format.numpy import NumPyPoseBody  # noqa: E402
 from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions  # noqa: E402
 
 from harness.cli import run_cli  # noqa: E402
+from hostile_cases import pose_v0_0_bytes  # noqa: E402
 from harness.config import load_profile  # noqa: E402
 from harness.data.record import DataError, ReadOptions  # noqa: E402
 from harness.data.readers.pose import read_pose_file  # noqa: E402
@@ -128,11 +129,31 @@ def test_zero_confidence_all_zero_and_low_confidence_points(tmp_path):
     values[:, 8] = 0.0  # left THUMB_CMC: all-zero point with confidence 1
     conf[:, 9] = 0.001  # left THUMB_MCP: visibility 0.001
     path = write_mediapipe(tmp_path / "a.pose", values, conf)
-    seq = read_pose_file(path)
+    seq = read_pose_file(path, options=ReadOptions(min_confidence=0.0))
     assert not seq.mask[:, LEFT[0]].any() and not seq.mask[:, LEFT[1]].any()
-    assert seq.mask[:, LEFT[2]].all()  # default data.min_confidence 0 keeps it
+    assert seq.mask[:, LEFT[2]].all()  # data.min_confidence 0 keeps every detection
     strict = read_pose_file(path, options=ReadOptions(min_confidence=0.1))
     assert not strict.mask[:, LEFT[2]].any() and strict.mask[:, LEFT[3]].all()
+
+
+def test_the_default_min_confidence_drops_near_zero_detections(tmp_path, capsys):
+    # What real extractors write below a detection: OpenPose's near-0 hand scores, MediaPipe's visibility 0.001
+    values, conf = mediapipe_values(10)
+    conf[:, 7:28] = 0.001  # the left hand (wrist included) at visibility 0.001 in every frame
+    conf[:5, 28:49] = 0.05  # the right hand at 0.05 in the first 5 frames ...
+    conf[5:, 28:49] = 0.15  # ... and 0.15 in the others
+    write_mediapipe(tmp_path / "low.pose", values, conf)
+    table(tmp_path, ["low"])
+    assert cfg().data.min_confidence == 0.1 and ReadOptions().min_confidence == 0.1  # one default
+    seq = load_raw(f"pose:{tmp_path}", cfg())["train"][0]
+    assert not seq.mask[:, LEFT].any()
+    assert not seq.mask[:5, RIGHT].any() and seq.mask[5:, RIGHT].all()
+    assert seq.mask[:, CANONICAL.left_shoulder].all() and seq.mask[:, CANONICAL.right_shoulder].all()
+    assert read_pose_file(tmp_path / "low.pose").mask.tolist() == seq.mask.tolist()  # the reader alone: the same
+    parts = inspect_json(capsys, [f"pose:{tmp_path}"])["splits"]["train"]["parts_present"]
+    assert parts["left_hand"]["frames"] == 0.0 and parts["right_hand"]["frames"] == 0.5
+    everything = inspect_json(capsys, [f"pose:{tmp_path}", "--set", "data.min_confidence=0"])
+    assert everything["splits"]["train"]["parts_present"]["left_hand"]["frames"] == 1.0
 
 
 def test_sequence_without_usable_shoulders_is_skipped_by_name(tmp_path, capsys):
@@ -255,6 +276,85 @@ def test_pt_z_is_kept_and_data_dims_2_drops_it(tmp_path):
     assert prepare_corpus(f"pt:{tmp_path}", cfg(dims=2))[0]["train"][0].keypoints.shape[-1] == 2
 
 
+def _seqs(n: int, C: int, face: bool, T: int = 20) -> list:
+    from harness.data.record import SignSequence
+    kp = np.random.default_rng(C).normal(size=(T, 73, C)).astype(np.float32)
+    mask = np.ones((T, 73), bool)
+    if not face:
+        mask[:, list(CANONICAL.parts["face"])] = False
+    return [SignSequence(f"s{i}", np.where(mask[..., None], kp, 0), mask, f"text {i}", meta={"fps": 25.0})
+            for i in range(n)]
+
+
+def test_mixing_a_3d_corpus_without_face_and_a_2d_one_with_face():
+    from harness.datasource import mixing
+    pt_like = {"train": _seqs(2, 3, face=False), "dev": _seqs(1, 3, face=False), "test": _seqs(1, 3, face=False)}
+    op_like = {"train": _seqs(3, 2, face=True), "dev": [], "test": []}
+    parts = ("body", "face", "left_hand", "right_hand")
+    m = mixing(pt_like, op_like, "pt:A", "openpose:B", parts)
+    assert (m.coords, m.drop_main_z, m.drop_extra_z) == (2, True, False)
+    assert m.notes[0].startswith("z dropped from pt:A (3D) to match openpose:B's 2D, in every stage of this trial")
+    assert "face masked in openpose:B because pt:A never shows it" in m.notes[1]
+    main, extra = m.main(pt_like), m.extra(op_like)
+    assert {s.keypoints.shape for split in main.values() for s in split} == {(20, 73, 2)}
+    assert len(extra) == 3 and all(s.keypoints.shape == (20, 73, 2) for s in extra)
+    assert not any(s.mask[:, list(CANONICAL.parts["face"])].any() for s in extra)
+    assert all(s.mask[:, list(CANONICAL.parts["left_hand"])].all() for s in extra)  # the rest is kept
+    # the other way round: the extra corpus loses z, the main one keeps everything
+    back = mixing(op_like, pt_like, "openpose:B", "pt:A", parts)
+    assert (back.drop_main_z, back.drop_extra_z) == (False, True) and back.main(op_like) is op_like
+    assert back.notes == ("z dropped from pt:A (3D) to match openpose:B's 2D",
+                          "layout: both read into the canonical 73-point layout; face absent from pt:A "
+                          "(masked there, never zero-filled)")
+    same = mixing(op_like, op_like, "openpose:B", "openpose:C", parts)
+    assert same.notes[0] == "both 2D (x, y), nothing dropped" and "the same parts shown" in same.notes[1]
+    with pytest.raises(DataError, match="pretrain.extra_source openpose:C: no train sequences"):
+        mixing(op_like, {"train": [], "dev": op_like["train"], "test": []}, "openpose:B", "openpose:C", parts)
+
+
+def test_a_trial_mixes_its_extra_source_for_every_stage(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.stages.prepare import _ready
+    from harness.stages.pretrain import training_sequences
+    c = load_profile("debug", {"pretrain.extra_source": "openpose:B"})
+    main = {"train": _seqs(2, 3, face=False, T=40), "dev": _seqs(1, 3, face=False, T=40),
+            "test": _seqs(1, 3, face=False, T=40)}
+    said: list[str] = []
+    ctx = SimpleNamespace(cfg=c, prepare_source=lambda spec: {"train": _seqs(3, 2, face=True, T=40), "dev": [],
+                                                               "test": []},
+                          runtime=SimpleNamespace(say=said.append))
+    prepared = _ready(ctx, main)
+    assert prepared.num_coords == 2  # one model reads both: the main corpus's z is dropped for every stage
+    assert {s.keypoints.shape[-1] for split in (prepared.corpus, prepared.full) for seqs in split.values()
+            for s in seqs} == {2}
+    assert prepared.mixing.drop_main_z and len(prepared.extra) == 3
+    seqs = training_sequences(SimpleNamespace(cfg=c, inputs={"prepare": prepared}))
+    assert len(seqs) == 5 and {s.keypoints.shape[-1] for s in seqs} == {2}
+    assert not any(s.mask[:, list(CANONICAL.parts["face"])].any() for s in seqs)
+    assert said and "z dropped from synth (3D) to match openpose:B's 2D" in said[0]
+
+
+def test_inspect_says_how_an_extra_source_is_mixed(tmp_path, capsys):
+    from harness.data.readers.pt import write_pt
+    seqs = _seqs(2, 3, face=False, T=30)
+    write_pt({"train": seqs, "dev": seqs[:1], "test": seqs[:1]}, tmp_path / "pt")
+    write_mediapipe(tmp_path / "mp" / "a.pose", *mediapipe_values(30, z=False), fps=30.0)
+    table(tmp_path / "mp", ["a"])
+    argv = [f"pt:{tmp_path / 'pt'}", "--set", f"pretrain.extra_source=pose:{tmp_path / 'mp'}"]
+    doc = inspect_json(capsys, argv)
+    x = doc["extra_source"]
+    assert x["source"] == f"pose:{tmp_path / 'mp'}" and x["sequences"] == 1 and x["coords"] == [2]
+    assert x["fps"] == "recorded at 30 fps, 1 of 1 sequence(s) resampled to data.fps 25"
+    assert x["mixing"][0].startswith(f"z dropped from pt:{tmp_path / 'pt'} (3D) to match pose:{tmp_path / 'mp'}'s 2D")
+    assert "face absent from pose:" not in x["mixing"][1] and x["parts_present"]["face"]["frames"] == 0.0
+    assert run_cli(main, argv) == 0
+    text = capsys.readouterr().out
+    assert f"[pretrain.extra_source pose:{tmp_path / 'mp'}] train sequences: 1 kept of 1 (pretraining only)" in text
+    assert f"  mixing: z dropped from pt:{tmp_path / 'pt'} (3D)" in text
+    assert "  mixing: layout: both read into the canonical 73-point layout" in text
+
+
 # ----------------------------------------------------------------------------- broken files
 
 
@@ -267,6 +367,34 @@ def test_truncated_pose_file_is_refused(tmp_path, capsys):
         read_pose_file(path)
     err = one_line_error(capsys, [f"pose:{path}"])
     assert "cut.pose: truncated .pose file" in err
+
+
+def write_pose_v0_0(path: Path, values: np.ndarray, conf: np.ndarray, fps: int = 24) -> Path:
+    comps = [("POSE_LANDMARKS", MP_BODY), ("LEFT_HAND_LANDMARKS", MP_HAND), ("RIGHT_HAND_LANDMARKS", MP_HAND)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pose_v0_0_bytes(comps, values, conf, fps))
+    return path
+
+
+def test_truncated_version_0_0_pose_file_is_refused(tmp_path, capsys):
+    values, conf = mediapipe_values(40, z=False)
+    path = write_pose_v0_0(tmp_path / "old.pose", values, conf)
+    table(tmp_path, ["old"])
+    whole = read_pose_file(path)
+    assert whole.num_frames == 40 and whole.meta["fps"] == 24.0  # pose-format reads the whole file
+    np.testing.assert_allclose(whole.keypoints[:, CANONICAL.left_shoulder], values[:, 1], atol=1e-4)
+    frame = 2 + 2 + N_MP * 3 * 4  # people count, person id, (x, y, c) per point
+    body_start = len(path.read_bytes()) - 40 * frame
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    t = (len(data) // 2 - body_start) // frame  # the frame the cut falls in
+    with pytest.raises(DataError, match=rf"old\.pose: truncated \.pose file \(version 0\.0\): the header promises 40 "
+                                        rf"frames but the {len(data) // 2} bytes end inside frame {t} "):
+        read_pose_file(path)
+    path.write_bytes(data[: body_start + 3 * frame])  # cut at a frame boundary: still 37 frames short
+    err = one_line_error(capsys, [f"pose:{tmp_path}"])
+    assert f"old.pose: truncated .pose file (version 0.0): the header promises 40 frames" in err
+    assert "end inside frame 3 " in err
 
 
 def test_overflowing_values_name_the_users_file(tmp_path, capsys):

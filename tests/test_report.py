@@ -154,6 +154,18 @@ def test_footer_names_everything_and_marks_synthetic_data():
     assert SYNTHETIC_LINE in footer_text("synth", "debug", [0], "x", synthetic=True)
 
 
+def test_footer_names_each_variants_data_rate_and_mixing():
+    from harness.report import data_lines
+    one = "pt:/d: recorded at 25 fps = data.fps 25 (not resampled)."
+    two = one + " Pretraining also on the train split of openpose:/h: 1 sequence(s) with no recorded rate; mixed: z dropped."
+    assert data_lines([("a", one), ("a", one), ("b", one)]) == [f"Data (frame rate, as windowed): {one}"]
+    lines = data_lines([("one", one), ("two", two), ("one", one), ("two", two)])
+    assert lines == [f"Data of one (frame rate, as windowed): {one}", f"Data of two (frame rate, as windowed): {two}"]
+    text = footer_text("pt:/d", "paper", [0], "x", synthetic=False, data=lines)
+    assert text.split("\n")[:5] == [text.split("\n")[0], "", lines[0], lines[1], ""]  # right after the corpus line
+    assert lines[0] in footer_text("pt:/d", "paper", [0], "x", False, recognition=True, translation=False, data=lines)
+
+
 def test_plot_curve_writes_a_png(tmp_path, fake_bootstrap):
     results = [_result(f"s{k}", seed, "sign2text", 10.0 - abs(k - 7) + seed / 10) for k in (1, 4, 7, 10) for seed in (1, 2)]
     rows = build_table(results, ["s1", "s4", "s7", "s10"], baseline="s7")

@@ -74,7 +74,7 @@ def put_hand(
 MAX_COORD = 1e6
 
 
-def detected(values: np.ndarray, confidence: np.ndarray | None, min_confidence: float = 0.0) -> np.ndarray:
+def detected(values: np.ndarray, confidence: np.ndarray | None, min_confidence: float) -> np.ndarray:
     """Presence of source points by the extractors' own "not detected" conventions.
 
     values (..., C), confidence (...) or None -> (...) bool. A point is missing when any coordinate

@@ -125,6 +125,13 @@ def prepare_split(
     return kept, report
 
 
+def drop_z(corpus: Corpus) -> Corpus:
+    """The corpus with x, y only (sequences that have no z are kept as they are)."""
+    return {split: [s if s.keypoints.shape[-1] == 2 else
+                    dataclasses.replace(s, keypoints=np.ascontiguousarray(s.keypoints[..., :2])) for s in seqs]
+            for split, seqs in corpus.items()}
+
+
 def harmonize_coords(corpus: Corpus, problems: list[str]) -> Corpus:
     """One C for the whole corpus: when 2D and 3D sequences mix (e.g. OpenPose and MediaPipe .pose
     files in one folder), z is dropped from the 3D ones, since models need one input width."""
@@ -133,10 +140,7 @@ def harmonize_coords(corpus: Corpus, problems: list[str]) -> Corpus:
         return corpus
     n3 = sum(s.keypoints.shape[-1] == 3 for seqs in corpus.values() for s in seqs)
     problems.append(f"2D and 3D sequences mixed: z dropped from {n3} 3D sequence(s) so that C = 2 throughout")
-    return {
-        split: [dataclasses.replace(s, keypoints=np.ascontiguousarray(s.keypoints[..., :2])) for s in seqs]
-        for split, seqs in corpus.items()
-    }
+    return drop_z(corpus)
 
 
 def prepare_splits(raw: Corpus, *, noise_threshold: float, min_frames: int, timeline: dict | None = None

@@ -8,6 +8,10 @@ import numpy as np
 
 SPLITS = ("train", "dev", "test")
 
+# data.min_confidence's default (harness/config.py DataConfig says why this value); here so that a
+# reader called without the harness's options drops the same points a trial does.
+MIN_CONFIDENCE = 0.1
+
 
 @dataclass(frozen=True)
 class ReadOptions:
@@ -20,7 +24,7 @@ class ReadOptions:
       text "") for pretraining only; False (the default) makes them an error.
     """
 
-    min_confidence: float = 0.0
+    min_confidence: float = MIN_CONFIDENCE
     unlabelled: bool = False
 
 

@@ -13,6 +13,9 @@ told are present) see only those parts. `Prepared.full` keeps every part: the ba
 judge of production, trains on it, so the judge is the same for every parts variant. The cached
 entry is the full corpus (the key does not hash the parts); the view is made when it is handed on.
 
+A second corpus for pretraining (`pretrain.extra_source`, table 4d) is read here too, so that both
+are made one input (one C, one layout: harness.datasource.Mixing) before any stage sees either.
+
 Sequences kept without a sentence (`data.unlabelled: true`) are for pretraining only: they are
 not in `Prepared.corpus` (every stage that reads text sees only labelled ones) but in
 `Prepared.unlabelled`, which pretraining adds to its training split.
@@ -29,7 +32,7 @@ from harness.data.datasets import Vocabulary
 from harness.data.parts import drop_parts
 from harness.data.readers.npz import read_npz, write_npz
 from harness.data.record import Corpus, DataError
-from harness.datasource import check_window, prepare_corpus, source_identity
+from harness.datasource import Mixing, check_window, mixing, prepare_corpus, source_identity
 from harness.stages.base import Stage, StageContext
 
 
@@ -43,6 +46,11 @@ class Prepared:
     num_coords: int
     full: Corpus
     unlabelled: tuple = ()  # train sequences without a sentence, with only `pretrain.parts` present
+    # `pretrain.extra_source`'s train split as pretraining gets it, and how it was mixed with this
+    # corpus (harness.datasource.Mixing: when it is 2D and this one 3D, this one's z is dropped here,
+    # for every stage, since one model reads both).
+    extra: tuple = ()
+    mixing: Mixing | None = None
 
 
 def settings(cfg: ExperimentConfig) -> dict:
@@ -59,7 +67,15 @@ def _save(out: tuple[Corpus, dict], folder: Path) -> None:
 
 
 def _ready(ctx: StageContext, corpus: Corpus) -> Prepared:
-    check_window(corpus, ctx.cfg.pretrain.window, ctx.cfg.data.source)
+    cfg = ctx.cfg
+    check_window(corpus, cfg.pretrain.window, cfg.data.source)
+    extra, mixed = (), None
+    if cfg.pretrain.extra_source:
+        extra_corpus = ctx.prepare_source(cfg.pretrain.extra_source)
+        check_window(extra_corpus, cfg.pretrain.window, cfg.pretrain.extra_source)
+        mixed = mixing(corpus, extra_corpus, cfg.data.source, cfg.pretrain.extra_source, cfg.pretrain.parts)
+        corpus, extra = mixed.main(corpus), tuple(mixed.extra(extra_corpus))
+        ctx.runtime.say(f"prepare: pretraining also on {cfg.pretrain.extra_source}: {'; '.join(mixed.notes)}")
     unlabelled = [s for s in corpus["train"] if s.meta.get("unlabelled")]
     if unlabelled:
         corpus = {split: [s for s in seqs if not s.meta.get("unlabelled")] for split, seqs in corpus.items()}
@@ -70,7 +86,8 @@ def _ready(ctx: StageContext, corpus: Corpus) -> Prepared:
     parts = ctx.cfg.pretrain.parts
     return Prepared(drop_parts(corpus, parts), Vocabulary.build([s.text for s in corpus["train"]]),
                     int(corpus["train"][0].keypoints.shape[-1]), full=corpus,
-                    unlabelled=tuple(drop_parts({"train": unlabelled}, parts)["train"]) if unlabelled else ())
+                    unlabelled=tuple(drop_parts({"train": unlabelled}, parts)["train"]) if unlabelled else (),
+                    extra=extra, mixing=mixed)
 
 
 PREPARE = Stage(

@@ -18,12 +18,11 @@ import torch
 from harness.builders import build_signmae
 from harness.config import ExperimentConfig
 from harness.data.datasets import SegmentDataset
-from harness.data.parts import drop_parts
-from harness.data.record import DataError, SignSequence
+from harness.data.record import SignSequence
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
 from harness.stages.base import Stage, StageContext, numerics
-from harness.datasource import check_window, source_identity
+from harness.datasource import source_identity
 from models.layout import CANONICAL
 
 # Dev segments for the per-epoch reconstruction error: one per sequence, drawn with a fixed seed so
@@ -43,24 +42,16 @@ class Pretrained:
 def settings(cfg: ExperimentConfig) -> dict:
     extra = cfg.pretrain.extra_source
     return {"pretrain": dataclasses.asdict(cfg.pretrain), "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed,
-            "extra": source_identity(extra, cfg) if extra else None,
+            # "mixing" 2: the extra corpus loses the parts the main one never shows (datasource.Mixing)
+            "extra": {**source_identity(extra, cfg), "mixing": 2} if extra else None,
             "extra_noise_threshold": cfg.data.noise_threshold if extra else None, **numerics(cfg)}
 
 
 def training_sequences(ctx: StageContext) -> list[SignSequence]:
-    """The training split, plus the train split of `pretrain.extra_source` (table 4d)."""
+    """The training split, plus the train split of `pretrain.extra_source` (table 4d), which the
+    prepare stage read and made one input with it (harness.datasource.Mixing)."""
     prepared = ctx.inputs["prepare"]
-    seqs = list(prepared.corpus["train"]) + list(prepared.unlabelled)
-    extra = ctx.cfg.pretrain.extra_source
-    if extra:
-        extra_corpus = ctx.prepare_source(extra)
-        check_window(extra_corpus, ctx.cfg.pretrain.window, extra)
-        c = int(extra_corpus["train"][0].keypoints.shape[-1])
-        if c != prepared.num_coords:
-            raise DataError(f"pretrain.extra_source {extra} has {c} coordinates per point, "
-                            f"the main corpus has {prepared.num_coords}; set data.dims=2 to read both as x, y")
-        seqs += drop_parts(extra_corpus, ctx.cfg.pretrain.parts)["train"]  # the parts the main corpus keeps
-    return seqs
+    return list(prepared.corpus["train"]) + list(prepared.unlabelled) + list(prepared.extra)
 
 
 def loss_weights(cfg: ExperimentConfig, seg: torch.Tensor, pmask: torch.Tensor, fixed: dict[str, float] | None):

@@ -93,7 +93,7 @@ def _run(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, address: 
     planned = {t.key: config_key(t.cfg) for t in trials}
     if resume:
         inv.check_resumable(spec.name, planned)
-    inv.check_data([(t.cfg, t.cfg.pretrain.window) for t in trials])
+    data = inv.check_data([(t.cfg, t.cfg.pretrain.window) for t in trials])
     corpus_name = trials[0].cfg.data.source
     resumed = inv.start(resume, tags={
         "command": command, "profile": trials[0].cfg.profile, "corpus": corpus_name,
@@ -115,7 +115,7 @@ def _run(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, address: 
         for t in todo:
             storage.pull_trial_result(remote, inv.results, spec.name, t.key)
     storage.pull_trials(remote, inv.results, spec.name, [t.key for t in trials], results_too=False)
-    return _table(spec, trials, inv)
+    return _table(spec, trials, inv, data)
 
 
 EARLIER = "earlier"  # RESULTS/NAME/earlier/INVOCATION/: what a fresh invocation found finished
@@ -197,8 +197,9 @@ def _side_by_side(spec: AblationSpec, trials: list[TrialPlan], finished: dict[st
                               trials[0].cfg.profile)
 
 
-def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict:
-    """The paper's table from the finished trials' test results, logged to the parent run."""
+def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: list[str] | None = None) -> dict:
+    """The paper's table from the finished trials' test results, logged to the parent run; `data`:
+    each trial's data in words (Invocation.check_data), for the footer (None: no data lines)."""
     say, out_dir = inv.say, inv.layout.folder(spec.name)
     finished = {t.key: TrialResult.read(inv.layout.trial_result(spec.name, t.key))
                 for t in trials if _finished(inv, t)}
@@ -233,6 +234,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
                                     recognition="recognition" in spec.tasks, translation=translates,
                                     readings=reading.reading(rows, spec.baseline), probe=reading.probe_text(probe),
+                                    data=report.data_lines([(t.variant, text) for t, text in zip(trials, data or [])]),
                                     # A recognition table's rows share a pretraining: its weights say nothing of them.
                                     weights=[] if not translates else reading.weights_text(
                                         {v: [finished[t.key].pretrain_metrics for t in trials

@@ -24,7 +24,7 @@ from harness.io import atomic_write
 from harness.loop import Runtime
 from harness.pipeline import prepare_source
 from harness.results import ResultsLayout
-from harness.datasource import check_window
+from harness.datasource import check_window, data_text, mixing
 from harness.tune.session import check_capacity
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -113,18 +113,32 @@ class Invocation:
             raise ConfigError(f"--resume: the invocation in {path} logged to {st.get('tracking_uri')}, not "
                               f"{self.tracking_uri}; pass --tracking-uri {st.get('tracking_uri')}")
 
-    def check_data(self, checks: list[tuple[ExperimentConfig, int]]) -> None:
-        """Prepare each distinct data config once and check each window against it, and each Hugging
-        Face text encoder (before anything trains: the stage would find it only after pretraining)."""
+    def check_data(self, checks: list[tuple[ExperimentConfig, int]]) -> list[str]:
+        """Prepare each distinct data config once (and each `pretrain.extra_source` with it) and check
+        each window against it, and each Hugging Face text encoder (before anything trains: the stage
+        would find it only after pretraining). Returns each check's data in words (its frame rates
+        and how an extra source was mixed in: harness.datasource.data_text), for the table footer."""
         from harness.stages.text2sign import text_tokenizer
         for path in sorted({cfg.text2sign.text_encoder for cfg, _ in checks} - {"learned"}):
             text_tokenizer(path)
-        corpora: dict[str, Any] = {}
-        for cfg, window in checks:
-            ident = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True)
+        corpora: dict[tuple[str, str], Any] = {}
+
+        def prepared(spec: str, cfg: ExperimentConfig) -> Any:
+            ident = (spec, json.dumps(dataclasses.asdict(cfg.data), sort_keys=True))
             if ident not in corpora:
-                corpora[ident] = prepare_source(cfg.data.source, cfg, self.cache, Runtime(say=self.say))
-            check_window(corpora[ident], window, cfg.data.source)
+                corpora[ident] = prepare_source(spec, cfg, self.cache, Runtime(say=self.say))
+            return corpora[ident]
+        texts = []
+        for cfg, window in checks:
+            main = prepared(cfg.data.source, cfg)
+            check_window(main, window, cfg.data.source)
+            extra, extra_corpus, mixed = cfg.pretrain.extra_source, None, None
+            if extra:
+                extra_corpus = prepared(extra, cfg)
+                check_window(extra_corpus, window, extra)
+                mixed = mixing(main, extra_corpus, cfg.data.source, extra, cfg.pretrain.parts)
+            texts.append(data_text(cfg.data.source, main, cfg.data.fps, extra, extra_corpus, mixed))
+        return texts
 
     @property
     def same_store(self) -> bool:

@@ -41,7 +41,7 @@ from harness.data.canonical import (
     BODY, FACE, MAX_COORD, detected, empty_frames, find_sentence_table, label_sequences, make_sequence, put_hand,
     put_points, read_sentence_table, split_dirs,
 )
-from harness.data.record import SPLITS, Corpus, DataError, ReadOptions, SignSequence
+from harness.data.record import MIN_CONFIDENCE, SPLITS, Corpus, DataError, ReadOptions, SignSequence
 from models.layout import DLIB_FACE
 
 _KEYS = {  # JSON key -> number of points (x, y, c triplets)
@@ -62,7 +62,7 @@ def _frame_number(path: Path) -> int | None:
     return int(numbers[-1]) if numbers else None
 
 
-def _read_points(person: dict, key: str, path: Path, min_confidence: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def _read_points(person: dict, key: str, path: Path, min_confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """(n, 2) values and (n,) presence for one keypoint list; absent/empty list = all masked."""
     n = _KEYS[key]
     raw = person.get(key)
@@ -85,7 +85,7 @@ def _read_points(person: dict, key: str, path: Path, min_confidence: float = 0.0
     return np.where(present[:, None], values[:, :2], 0.0).astype(np.float32), present
 
 
-def read_frame(path: Path, min_confidence: float = 0.0) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+def read_frame(path: Path, min_confidence: float = MIN_CONFIDENCE) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
     """One OpenPose JSON -> key -> (values, present); None when no person was detected."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

@@ -25,7 +25,9 @@ own layout, OpenPose 3D) or MediaPipe's relative depth ("mediapipe": not in x/y'
 harness drops it unless told otherwise, harness/data/timeline.py conform_dims).
 
 The header promises a number of frames; a file with fewer bytes than those frames need is
-truncated and refused (pose-format 0.1 would silently read the frames the bytes hold).
+truncated and refused, naming the frame counts (versions 0.1 and 0.2: pose-format would silently
+read the frames the bytes hold) or the frame the bytes end in (version 0.0, whose frames each
+say how many people they hold).
 
 A FILE_OR_DIR source: one file is the "train" split; a directory of .pose files is "train", unless it
 has train/dev(val)/test subfolders. Texts come from an optional sentence table (.tsv/.csv with
@@ -109,9 +111,12 @@ def check_complete(buffer: bytes, path: Path) -> None:
     except Exception:  # a corrupt header: Pose.read reports it, with pose-format's reason
         return
     version = round(float(header.version), 3)
-    if version not in (0.1, 0.2):  # 0.0 stores frames one by one; pose-format checks those itself
-        return
     offset = reader.read_offset
+    if version == 0.0:
+        _check_complete_v0_0(buffer, offset, header, path)
+        return
+    if version not in (0.1, 0.2):  # an unknown version: Pose.read names it
+        return
     head = struct.Struct("<HHH" if version == 0.1 else "<fIH")
     if len(buffer) < offset + head.size:
         raise DataError(f"{path}: truncated .pose file: {len(buffer)} bytes end inside the body header; "
@@ -128,6 +133,29 @@ def check_complete(buffer: bytes, path: Path) -> None:
     if not promised_ok:
         raise DataError(f"{path}: truncated .pose file: the header promises {frames} frames ({frames * frame_bytes} "
                         f"bytes) but {have} bytes follow the header ({held:.2f} frames); expected the whole file")
+
+
+def _check_complete_v0_0(buffer: bytes, offset: int, header, path: Path) -> None:
+    """Version 0.0 (pose-format's oldest, e.g. its OpenPose test file) stores each frame as its
+    number of people, then per person an id and every component's points with all of the
+    component's format values (x, y[, z], confidence) as float32: walk the frames the header
+    promises and name the one the bytes end in."""
+    head = struct.Struct("<HH")  # fps, frames
+    if len(buffer) < offset + head.size:
+        raise DataError(f"{path}: truncated .pose file (version 0.0): {len(buffer)} bytes end inside the body "
+                        f"header; expected at least {offset + head.size}")
+    _, frames = head.unpack_from(buffer, offset)
+    person_bytes = 2 + 4 * sum(len(c.points) * len(c.format) for c in header.components)  # id + floats
+    at = offset + head.size
+    for t in range(frames):
+        if at + 2 > len(buffer):
+            people = None
+        else:
+            (people,) = struct.unpack_from("<H", buffer, at)
+        if people is None or at + 2 + people * person_bytes > len(buffer):
+            raise DataError(f"{path}: truncated .pose file (version 0.0): the header promises {frames} frames but the "
+                            f"{len(buffer)} bytes end inside frame {t} (which starts at byte {at}); expected the whole file")
+        at += 2 + people * person_bytes
 
 
 FRAME_MARGIN = 0.1  # share of the image's width/height a point may lie outside it before it is flagged
