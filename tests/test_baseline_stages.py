@@ -172,3 +172,34 @@ def test_ablation_methods_and_only():
     with pytest.raises(ConfigError, match="--only nosuch: not a variant of apw .* nor a method of it "
                                           r"\(one of joint_slt, conslt, pt, nslp_g, uniglor\)"):
         plan_trials(apw, "debug", 1, {}, {}, ["nosuch"])
+
+
+def test_the_paper_profile_sizes_the_baselines_as_joint_slt():
+    """B.2's Joint-SLT configuration (512 wide, 3 layers, 8 heads) through the same profile keys, and
+    the shapes at those sizes."""
+    from harness.builders import build_keypoint_translator, build_production_baseline
+    from harness.config import load_profile
+    from harness.data.datasets import Vocabulary
+    vocab = Vocabulary.build(["a b c", "b c d"])
+    cfg = load_profile("paper")
+    for over in ({"sign2text.method": "joint_slt_gloss"}, {"sign2text.method": "conslt"}):
+        model = build_keypoint_translator(_with(cfg, **over), 3, vocab, 5 if "gloss" in str(over) else None)
+        layer = model.translator.encoder.layers[0]
+        assert layer.self_attn.embed_dim == 512 and layer.self_attn.num_heads == 8
+        assert len(model.translator.encoder.layers) == 3 and len(model.translator.decoder.layers) == 3
+        x, pm, fm = torch.randn(2, 9, 73, 3), torch.ones(2, 9, 73, dtype=torch.bool), torch.ones(2, 9, dtype=torch.bool)
+        memory, _ = model.encode(x, pm, fm)
+        assert memory.shape == (2, 9, 512)
+    for method in ("pt", "nslp_g"):
+        model = build_production_baseline(_with(cfg, **{"text2sign.method": method}), 3, vocab, longest=20)
+        assert model.decoder.layers[0].self_attn.embed_dim == 512 and len(model.decoder.layers) == 3
+        tokens = torch.tensor([[4, 5, 6], [5, 6, 0]])
+        out = model.generate(tokens) if method == "nslp_g" else model.generate(tokens, max_frames=3)
+        assert all(g.shape[1:] == (73, 3) for g in out) and (method == "pt" or out[0].shape[0] == 20)
+
+
+def test_the_live_view_counts_a_baseline_trials_own_stages():
+    from harness.tune.live_view import progress
+    assert progress("pt", 1, 2, BOTH) == 0.75  # the judge, then half of PT's epochs
+    assert progress("joint_slt", 1, 4, BOTH) == 0.25
+    assert progress("backtranslator", 0, 4, BOTH) == 0.5  # in UniGloR's order: pretrain, sign2text, judge, text2sign
