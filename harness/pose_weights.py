@@ -20,6 +20,14 @@ from models.layout import CANONICAL
 WRISTS = (CANONICAL.left_wrist, CANONICAL.right_wrist)
 
 
+def weighting_settings(cfg: ExperimentConfig) -> dict:
+    """What a baseline's weights depend on (its cache key hashes them): the kind, the window APW
+    works in, FPW's constants, eq. 1's floor and normalisation."""
+    p = cfg.pretrain
+    return {"weighting": p.weighting, "window": p.window, "fpw_weights": p.fpw_weights,
+            "weight_floor": p.weight_floor, "weight_norm": p.weight_norm}
+
+
 def loss_weights(cfg: ExperimentConfig, seg: torch.Tensor, pmask: torch.Tensor, fixed: dict[str, float] | None):
     """Eq. 2's weights of a batch on the canonical layout, (B, w, V, C), (B, w, V) -> GroupWeights
     (per point (B, V), per group (B, 3), and where eq. 1 was floored or degenerate)."""

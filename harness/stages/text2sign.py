@@ -30,6 +30,7 @@ from harness.data.datasets import pad_sequences, pad_windows
 from models.transformer import pad_batch
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
+from harness.pose_weights import sequence_weights, training_fpw, weighting_settings
 from harness.stages.base import Stage, StageContext, numerics
 from harness.datasource import present_points
 
@@ -187,7 +188,6 @@ def run_production(ctx: StageContext) -> dict:
     """PT or NSLP-G (`text2sign.method`), trained by the one loop on the prepared keypoints with
     eq. 2's none / FPW / APW weights (harness/pose_weights.py), sized by the text2sign keys, and
     scored exactly as the UniGloR text-to-sign rows (`_judged`)."""
-    from harness.pose_weights import sequence_weights, training_fpw
     cfg, rt = ctx.cfg, ctx.runtime
     t = cfg.text2sign
     corpus, vocab = ctx.inputs["prepare"].corpus, ctx.inputs["prepare"].vocab
@@ -262,11 +262,8 @@ TEXT2SIGN = Stage(name="text2sign", needs=("prepare", "pretrain", "embed_t2s", "
 
 def production_settings(cfg) -> dict:
     """A production baseline's key: its method and text2sign sizes, eq. 2's weighting, the parts it sees."""
-    p = cfg.pretrain
     return {"text2sign": dataclasses.asdict(cfg.text2sign), "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed,
-            "weighting": {"weighting": p.weighting, "window": p.window, "fpw_weights": p.fpw_weights,
-                          "weight_floor": p.weight_floor, "weight_norm": p.weight_norm},
-            "parts": list(p.parts), **numerics(cfg)}
+            "weighting": weighting_settings(cfg), "parts": list(cfg.pretrain.parts), **numerics(cfg)}
 
 
 # The production baselines of table 2: judged by the same back-translator as text-to-sign.

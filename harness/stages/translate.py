@@ -31,6 +31,7 @@ from harness.config import ExperimentConfig
 from harness.data.datasets import pad_windows
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
+from harness.pose_weights import sequence_weights, training_fpw, weighting_settings
 from harness.stages.base import Stage, StageContext, numerics
 from models.transformer import pad_batch, teacher_forcing_pair
 
@@ -166,7 +167,6 @@ def _not_applicable(ctx: StageContext) -> dict:
 def run_keypoint_translator(ctx: StageContext) -> dict:
     """Joint-SLT (gloss-free or with CTC glosses) or ConSLT on the prepared keypoints, as
     `sign2text.method` says, sized and trained by the sign2text keys (module doc: its input weighting)."""
-    from harness.pose_weights import sequence_weights, training_fpw
     cfg, rt = ctx.cfg, ctx.runtime
     s = cfg.sign2text
     glosses = gloss_targets(ctx.inputs["prepare"].corpus) if s.method == "joint_slt_gloss" else None
@@ -213,11 +213,8 @@ def _settings(section: str) -> Callable[[ExperimentConfig], dict]:
 
 def _baseline_settings(cfg: ExperimentConfig) -> dict:
     """A baseline's key: its method and sign2text sizes, the weighting of its inputs, the parts it sees."""
-    p = cfg.pretrain
     return {"sign2text": dataclasses.asdict(cfg.sign2text), "optim": dataclasses.asdict(cfg.optim), "seed": cfg.seed,
-            "weighting": {"weighting": p.weighting, "window": p.window, "fpw_weights": p.fpw_weights,
-                          "weight_floor": p.weight_floor, "weight_norm": p.weight_norm},
-            "parts": list(p.parts), **numerics(cfg)}
+            "weighting": weighting_settings(cfg), "parts": list(cfg.pretrain.parts), **numerics(cfg)}
 
 
 SIGN2TEXT = Stage(name="sign2text", needs=("prepare", "embed"), settings=_settings("sign2text"), run=run_sign2text,
