@@ -143,8 +143,8 @@ def run_backtranslator(ctx: StageContext) -> dict:
 
 def gloss_targets(corpus) -> tuple[list[list[int]], int] | None:
     """The training sentences' glosses as CTC targets (models/joint_slt.py: ids 1.., 0 the blank),
-    numbered by sorted gloss name, and the head's size (blank included); None
-    when a training sequence has no gloss annotation (the source has none: the row is not applicable)."""
+    numbered by sorted gloss name, and the head's size (blank included); None when a training
+    sequence has no gloss annotation (the source has none: the row is not applicable)."""
     train = corpus["train"]
     if any(not (s.gloss or "").split() for s in train):
         return None
@@ -177,13 +177,15 @@ def run_keypoint_translator(ctx: StageContext) -> dict:
     fixed = training_fpw(cfg, list(zip(frames["train"], masks["train"])))
     weighted = {split: [x * sequence_weights(cfg, x, m, fixed)[..., None] for x, m in zip(xs, masks[split])]
                 for split, xs in frames.items()}  # [(T_i, V, C)]
-    extra_of = None
+    extra_of, num_glosses = None, None
     if glosses is not None:
         targets, num_glosses = glosses
-        extra_of = lambda idx: (pad_batch([torch.tensor(targets[j]) for j in idx])[0].long().to(rt.device),)  # (B, S)
+
+        def extra_of(idx):  # the CTC targets, left-aligned, 0-padded (models/joint_slt.py)
+            return (pad_batch([torch.tensor(targets[j]) for j in idx])[0].long().to(rt.device),)  # (B, S)
     seed_everything(cfg.seed, rt.rank)
     model = build_keypoint_translator(cfg, ctx.inputs["prepare"].num_coords, ctx.inputs["prepare"].vocab,
-                                      glosses[1] if glosses else None).to(rt.device)
+                                      num_glosses).to(rt.device)
     return train_translator(ctx, s.method, model, weighted, _keypoint_batches(weighted, masks, rt.device), s.epochs,
                             s.beam_size, s.length_penalty, s.max_output_len, _translate_keypoints, extra_of)
 
