@@ -203,3 +203,34 @@ def test_the_live_view_counts_a_baseline_trials_own_stages():
     assert progress("pt", 1, 2, BOTH) == 0.75  # the judge, then half of PT's epochs
     assert progress("joint_slt", 1, 4, BOTH) == 0.25
     assert progress("backtranslator", 0, 4, BOTH) == 0.5  # in UniGloR's order: pretrain, sign2text, judge, text2sign
+
+
+def test_the_stages_hand_the_models_their_glosses_and_weights(tiny_cfg, tmp_path, monkeypatch):
+    """The wiring a wrong number would hide: the CTC head's size and targets come from the corpus's
+    glosses, and PT's loss gets FPW's per-part constants (not ones) when weighting is fpw."""
+    from harness.stages import translate
+    from models.progressive_transformer import ProgressiveTransformer
+    seen = {}
+    build = translate.build_keypoint_translator
+
+    def spy_build(cfg, coords, vocab, num_glosses):
+        seen["glosses"] = num_glosses
+        return build(cfg, coords, vocab, num_glosses)
+    monkeypatch.setattr(translate, "build_keypoint_translator", spy_build)
+    forward = ProgressiveTransformer.forward
+
+    def spy(self, tokens, x, pm, fm, weights):
+        seen.setdefault("weights", weights.detach().clone())
+        return forward(self, tokens, x, pm, fm, weights)
+    monkeypatch.setattr(ProgressiveTransformer, "forward", spy)
+    rt = local_runtime(lambda s: None)
+    run_trial(_with(tiny_cfg, **{"sign2text.method": "joint_slt_gloss"}), BOTH, StageCache(tmp_path / "a"), rt)
+    cfg = _with(tiny_cfg, **{"text2sign.method": "pt", "pretrain.weighting": "fpw",
+                             "pretrain.fpw_weights": [1.0, 2.0, 3.0]})
+    run_trial(cfg, BOTH, StageCache(tmp_path / "b"), rt)
+    from harness.stages.prepare import PREPARE
+    from harness.stages.base import StageContext
+    corpus, _ = PREPARE.run(StageContext(tiny_cfg, rt, "k", {}, lambda spec: None))
+    assert seen["glosses"] == len({g for s in corpus["train"] for g in s.gloss.split()}) + 1 > 2
+    w = seen["weights"]  # (B, T, V): the present parts' constants, 0 on padded frames
+    assert w.dim() == 3 and set(w[0, 0].unique().tolist()) <= {0.0, 1.0, 2.0, 3.0} and 3.0 in w[0, 0].tolist()
