@@ -1,4 +1,4 @@
-# Two entry points: `make demo` (install, then the APW ablation on the synthetic corpus, demo profile) and
+# Two entry points: `make demo` (install, then UniGloR's three rows of the APW ablation, demo profile) and
 # `make test` (install, then the whole test suite). Each creates the virtual environment it needs.
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(PY) harness/run_ablation.py apw --profile demo
+	$(PY) harness/run_ablation.py apw --profile demo --only uniglor
 
 test: $(STAMP)
 	$(PY) -m pytest -q --timeout 1800

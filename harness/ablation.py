@@ -2,11 +2,15 @@
 
 Paper section 6: each file reproduces one table or figure. Variants are only dotted overrides of
 the base configuration; `baseline` names the row the others are compared to (paired bootstrap on
-BLEU-4); `curve` (optional) maps variants to an x value and draws a figure (figure 3: stride).
+BLEU-4), `compare_to` (optional) names another row for some (table 5: each method's FPW and APW
+rows against its own unweighted row); `curve` (optional) maps variants to an x value and draws a
+figure (figure 3: stride). A variant that sets `sign2text.method` or `text2sign.method` to a
+baseline is that method's row, in that task's table only (harness/stages: `trial_tasks`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ from harness.user_input import check_name
 
 ABLATION_DIR = Path(__file__).resolve().parents[1] / "ablations"
 TASKS = ("sign2text", "text2sign", "recognition")
-_KEYS = ("question", "reproduces", "profile", "tasks", "baseline", "variants", "curve", "overrides")
+_KEYS = ("question", "reproduces", "profile", "tasks", "baseline", "variants", "curve", "overrides", "compare_to")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,11 @@ class AblationSpec:
     variants: dict[str, dict[str, Any]]  # variant -> dotted overrides
     overrides: dict[str, Any] = field(default_factory=dict)  # applied to every variant
     curve: dict[str, Any] = field(default_factory=dict)  # {"x": {variant: number}, "xlabel": str}
+    compare_to: dict[str, str] = field(default_factory=dict)  # variant -> the row its p-value is against
+    methods: dict[str, str] = field(default_factory=dict)  # variant -> its method (uniglor or a baseline)
+
+    def baseline_of(self, variant: str) -> str:
+        return self.compare_to.get(variant, self.baseline)
 
 
 def available() -> list[str]:
@@ -65,16 +74,25 @@ def load_ablation(name: str) -> AblationSpec:
     if not isinstance(data.get("overrides") or {}, dict):
         raise ConfigError(f"overrides must be a mapping of dotted overrides, got {data['overrides']!r} ({where})")
     _check_curve(data.get("curve"), variants, where)
+    compare = data.get("compare_to") or {}
+    if not isinstance(compare, dict) or any(k not in variants or v not in variants for k, v in compare.items()):
+        raise ConfigError(f"compare_to must map variants to variants, got {compare!r} ({where})")
     spec = AblationSpec(
         name=name, path=path, question=str(data["question"]).strip(), reproduces=str(data["reproduces"]),
         profile=str(data["profile"]), tasks=tuple(tasks), baseline=str(data["baseline"]),
         variants={str(k): dict(v or {}) for k, v in variants.items()},
-        overrides=dict(data.get("overrides") or {}), curve=dict(data.get("curve") or {}))
+        overrides=dict(data.get("overrides") or {}), curve=dict(data.get("curve") or {}),
+        compare_to={str(k): str(v) for k, v in compare.items()})
     # Bind every variant now: a typo in any of them is an error before anything runs.
+    from harness.stages import method_of, method_task
     base = load_profile(spec.profile)
+    methods = {}
     for vname, over in spec.variants.items():
-        apply_overrides(base, {**spec.overrides, **over}, f"{where}, variant {vname}")
-    return spec
+        methods[vname] = method = method_of(apply_overrides(base, {**spec.overrides, **over}, f"{where}, variant {vname}"))
+        if method_task(method) not in (None, *spec.tasks):
+            raise ConfigError(f"variants.{vname}: {method} answers {method_task(method)}, not one of this "
+                              f"ablation's tasks ({', '.join(spec.tasks)}) ({where})")
+    return dataclasses.replace(spec, methods=methods)
 
 
 def _check_curve(curve: Any, variants: dict, where: str) -> None:

@@ -6,6 +6,8 @@ each builder reads the dataclass fields of its concern and passes plain numbers 
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from harness.config import ExperimentConfig
@@ -101,3 +103,30 @@ def build_recognizer(cfg: ExperimentConfig, d_in: int, num_classes: int, longest
         return GRUClassifier(d_in, num_classes, hidden=dim, layers=max(1, depth), dropout=r.dropout)
     return RecognitionHead(d_in, num_classes, d_model=dim, depth=depth, num_heads=heads, dropout=r.dropout,
                            max_positions=max(1024, longest))
+
+
+def build_keypoint_translator(cfg: ExperimentConfig, num_coords: int, vocab: Vocabulary, num_glosses: int | None):
+    """Table 1's translation baselines on keypoints, sized by the sign2text keys (the paper profile:
+    Joint-SLT's 512 wide, 3 layers, 8 heads): `sign2text.method` joint_slt / joint_slt_gloss (with
+    num_glosses, blank included) -> JointSLT, conslt -> ConSLT (their papers' other settings are
+    the models' defaults)."""
+    from models.conslt import ConSLT
+    from models.joint_slt import JointSLT
+    s = cfg.sign2text
+    cls = ConSLT if s.method == "conslt" else JointSLT
+    return cls(num_points=CANONICAL.num_points, num_coords=num_coords, vocab_size=len(vocab), spec=transformer_spec(s),
+               num_glosses=num_glosses, label_smoothing=s.label_smoothing, pad_id=vocab.pad_id, bos_id=vocab.bos_id,
+               eos_id=vocab.eos_id)
+
+
+def build_production_baseline(cfg: ExperimentConfig, num_coords: int, vocab: Vocabulary, longest: int):
+    """Table 2's production baselines, sized by the text2sign keys: `text2sign.method` pt ->
+    ProgressiveTransformer, nslp_g -> NSLPG with `longest` (the longest training sequence's
+    frames) as its fixed output length. The positional tables cover twice the longest sequence."""
+    from models.nslp_g import NSLPG
+    from models.progressive_transformer import ProgressiveTransformer
+    t = cfg.text2sign
+    spec = dataclasses.replace(transformer_spec(t), max_positions=max(1024, 2 * longest))
+    if t.method == "nslp_g":
+        return NSLPG(len(vocab), CANONICAL.num_points, num_coords, longest, spec, pad_id=vocab.pad_id)
+    return ProgressiveTransformer(len(vocab), CANONICAL.num_points, num_coords, spec, pad_id=vocab.pad_id)

@@ -128,6 +128,7 @@ class PretrainConfig:
 
     window: int = _f(15, lo=2, doc="segment length w in frames")
     mask_ratio: float = _f(0.25, lo=0.0, hi=1.0, hi_open=True)
+    # Every keypoint loss's weighting, the baselines' too (harness/pose_weights.py; table 5).
     weighting: Literal["none", "fpw", "apw"] = "apw"
     # FPW's fixed weights: "dataset" (eq. 1 on the training set's group variances, pooled over one
     # window per sequence), "paper" (section 6, "Impact of APW": body 1.0, face 1.17, hands 1.18;
@@ -170,8 +171,11 @@ class EmbedConfig:
 
 @dataclass(frozen=True)
 class Sign2TextConfig:
-    """Sign-to-text mapping (section 3.4): Transformer encoder-decoder over Z."""
+    """Sign-to-text mapping (section 3.4): Transformer encoder-decoder over Z; or a baseline of table 1
+    on the prepared keypoints (harness/stages/translate.py), sized by the same keys."""
 
+    # uniglor: over Z; joint_slt, joint_slt_gloss (+ CTC on the glosses), conslt: from keypoints.
+    method: Literal["uniglor", "joint_slt", "joint_slt_gloss", "conslt"] = "uniglor"
     dim: int = _f(128, lo=8)
     layers: int = _f(2, lo=1)
     heads: int = _f(4, lo=1)
@@ -187,8 +191,10 @@ class Sign2TextConfig:
 
 @dataclass(frozen=True)
 class Text2SignConfig:
-    """Text-to-sign mapping (section 3.4, B.2): queries, length regulator, frozen SignMAE decoder."""
+    """Text-to-sign mapping (section 3.4, B.2): queries, length regulator, frozen SignMAE decoder; or
+    a baseline of table 2 (PT, NSLP-G: harness/stages/text2sign.py), sized by the same keys."""
 
+    method: Literal["uniglor", "pt", "nslp_g"] = "uniglor"
     dim: int = _f(128, lo=8)
     layers: int = _f(2, lo=1)
     heads: int = _f(4, lo=1)
@@ -315,6 +321,9 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
     if dim % heads:
         raise ConfigError(f"recognition.dim must be divisible by recognition.heads (0: pretrain's), got {dim} "
                           f"and {heads}{_where(source)}")
+    if cfg.sign2text.method != "uniglor" and cfg.text2sign.method != "uniglor":
+        raise ConfigError(f"a trial measures one baseline: sign2text.method {cfg.sign2text.method!r} and text2sign.method "
+                          f"{cfg.text2sign.method!r}; set the other to uniglor{_where(source)}")
     if cfg.profile not in PROFILES:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {cfg.profile!r}{_where(source)}")
 

@@ -17,7 +17,8 @@ from harness.config import ExperimentConfig
 from harness.data.record import Corpus
 from harness.loop import Runtime
 from harness.results import PoseSample, TaskResult, TrialResult, config_key
-from harness.stages import STAGES, TASK_FIGURES, TASK_STAGES, StageContext, cached_run, run_order, stage_keys
+from harness.stages import (STAGES, TASK_FIGURES, StageContext, cached_run, run_order, stage_keys, task_stages,
+                            trial_tasks)
 from harness.stages.prepare import PREPARE
 
 
@@ -37,8 +38,11 @@ def _context(cfg: ExperimentConfig, runtime: Runtime, key: str, inputs: dict[str
 
 def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, runtime: Runtime
               ) -> tuple[TrialResult, list[PoseSample]]:
-    """Every stage the tasks need; the trial's result and, with text-to-sign, the side-by-side test
-    sentences' generated and ground-truth keypoints (the skeleton animation and figure 4's strip)."""
+    """Every stage the tasks need (a baseline's trial: its own task only, `trial_tasks`); the trial's
+    result and, with text-to-sign, the side-by-side test sentences' generated and ground-truth
+    keypoints (the skeleton animation and figure 4's strip). A task's result is its method's stage's,
+    under the task's name."""
+    tasks = trial_tasks(cfg, tasks)
     t0 = time.perf_counter()
     keys = stage_keys(cfg, tasks)
     ready: dict[str, Any] = {}
@@ -46,7 +50,7 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
     seconds: dict[str, float] = {}
     stored: dict[str, Any] = {}
     waited = runtime.waited_s
-    for name in run_order(tasks):
+    for name in run_order(tasks, cfg):
         stage = STAGES[name]
         ctx = _context(cfg, runtime, keys[name], {n: ready[n] for n in stage.needs}, cache)
         started, waited_before = time.perf_counter(), runtime.waited_s
@@ -56,13 +60,15 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
             # The stage's own work: not the time its epochs waited on Ray's reports and MLflow.
             status[name] = how
             seconds[name] = time.perf_counter() - started - (runtime.waited_s - waited_before)
-    results = {name: TaskResult.from_json(stored[name]["result"])
-               for task in tasks for name in TASK_STAGES[task]}
-    production = stored["text2sign"]["result"] if "text2sign" in tasks else {}
+    results = {(task if i == 0 else name): TaskResult.from_json(stored[name]["result"])
+               for task in tasks for i, name in enumerate(task_stages(task, cfg))}
+    production = stored[task_stages("text2sign", cfg)[0]]["result"] if "text2sign" in tasks else {}
     samples = [PoseSample(int(s["index"]), s["text"], s["generated"].numpy(), s["ground_truth"].numpy(),
                           s["mask"].numpy().astype(bool)) for s in production.get("samples", [])]
-    # The probe measures the pretraining's z: its metrics are the pretraining's (probe/*).
-    result = TrialResult(tasks=results, pretrain_metrics={**ready["pretrain"].metrics, **stored["probe"]["metrics"]},
+    # The probe measures the pretraining's z: its metrics are the pretraining's (probe/*); a
+    # baseline's trial has neither.
+    pretrained = {**ready["pretrain"].metrics, **stored["probe"]["metrics"]} if "pretrain" in ready else {}
+    result = TrialResult(tasks=results, pretrain_metrics=pretrained,
                          stages=status,
                          stage_seconds=seconds, seconds=time.perf_counter() - t0 - (runtime.waited_s - waited),
                          seed=cfg.seed,
@@ -72,6 +78,7 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
 
 def figure_files(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache) -> list[Path]:
     """The PNGs of the figure stages a trial of `tasks` ran (figure 5), in their cache entries."""
+    tasks = trial_tasks(cfg, tasks)
     keys = stage_keys(cfg, tasks)
     names = dict.fromkeys(n for task in tasks for n in TASK_FIGURES.get(task, ()))
     return [png for n in names for png in sorted(cache.entry(STAGES[n].cache_folder, keys[n]).path.glob("*.png"))]

@@ -1,13 +1,14 @@
 """What a table says in words: which differences are significant (the reading) and what each
 variant's SignMAE loss weighted the parts with (section 3.3, eq. 1-2: the weights it trained with),
-for the footer of every ablation table (harness/report.py)."""
+and what the baselines' rows are (tables 1, 2, 5), for the footer of every ablation table
+(harness/report.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report import _LABELS, P_METRIC, TASKS, _TASK_NAMES, _missing
+from harness.report import _LABELS, P_METRIC, TASKS, _TASK_NAMES, _missing, not_applicable
 
 # ----------------------------------------------------------------------------- the reading
 
@@ -15,27 +16,32 @@ from harness.report import _LABELS, P_METRIC, TASKS, _TASK_NAMES, _missing
 ALPHA = 0.05  # the significance level the reading uses
 
 
-def reading(rows: Sequence[Mapping[str, Any]], baseline: str, alpha: float = ALPHA) -> list[str]:
-    """One sentence per task: each variant's BLEU-4 (recognition: Top-1) difference to the baseline
-    row and whether its paired-bootstrap p is below `alpha`. No sentence for a task without a
-    baseline row or others."""
+def reading(rows: Sequence[Mapping[str, Any]], baseline: str, alpha: float = ALPHA,
+            compare_to: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per task and baseline row: each variant's BLEU-4 (recognition: Top-1)
+    difference to its baseline row (`baseline`, or the row `compare_to` names for it) and whether
+    its paired-bootstrap p is below `alpha`. No sentence for a baseline row without others."""
+    compare_to = compare_to or {}
     out = []
     for task in TASKS:
         m = P_METRIC[task]
-        base = next((r for r in rows if r["task"] == task and r["variant"] == baseline), None)
-        others = [r for r in rows if r["task"] == task and r["variant"] != baseline and not _missing(r.get(f"p_{m}"))]
-        if base is None or not others:
-            continue
-        parts = []
-        for r in others:
-            p, diff = float(r[f"p_{m}"]), float(r[m]) - float(base[m])
-            shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-            verdict = "significant" if p < alpha else "not significant"
-            parts.append(f"{r['variant']} {diff:+.2f} ({shown}, {verdict})")
-        sig = [r["variant"] for r in others if float(r[f"p_{m}"]) < alpha]
-        summary = (f"{', '.join(sig)} {'differs' if len(sig) == 1 else 'differ'} from {baseline} at p < {alpha}"
-                   if sig else f"no variant differs from {baseline} at p < {alpha}")
-        out.append(f"Reading, {_TASK_NAMES[task]} {_LABELS[m]} against {baseline}: {'; '.join(parts)}: {summary}.")
+        against_of = {r["variant"]: compare_to.get(r["variant"], baseline) for r in rows if r["task"] == task}
+        for against in dict.fromkeys(against_of.values()):
+            base = next((r for r in rows if r["task"] == task and r["variant"] == against), None)
+            others = [r for r in rows if r["task"] == task and against_of[r["variant"]] == against
+                      and r["variant"] != against and not _missing(r.get(f"p_{m}"))]
+            if base is None or not others:
+                continue
+            parts = []
+            for r in others:
+                p, diff = float(r[f"p_{m}"]), float(r[m]) - float(base[m])
+                shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+                verdict = "significant" if p < alpha else "not significant"
+                parts.append(f"{r['variant']} {diff:+.2f} ({shown}, {verdict})")
+            sig = [r["variant"] for r in others if float(r[f"p_{m}"]) < alpha]
+            summary = (f"{', '.join(sig)} {'differs' if len(sig) == 1 else 'differ'} from {against} at p < {alpha}"
+                       if sig else f"no variant differs from {against} at p < {alpha}")
+            out.append(f"Reading, {_TASK_NAMES[task]} {_LABELS[m]} against {against}: {'; '.join(parts)}: {summary}.")
     return out
 
 
@@ -121,3 +127,46 @@ def probe_text(columns: Mapping[str, Mapping[str, float]]) -> list[str]:
                  for c in shown]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return lines
+
+
+# ----------------------------------------------------------------------------- the baselines
+
+
+# What the footer says of each baseline's rows (harness/stages/translate.py and text2sign.py).
+_METHOD_NOTES = {
+    "translation": "Joint-SLT, Joint-SLT w/ glosses and ConSLT read the prepared keypoints directly (no SignMAE), "
+                   "sized by the sign2text keys and decoded by the same beam search; their none / FPW / APW rows "
+                   "weight their INPUT: each point's coordinates times its eq. 2 weight (APW: eq. 1 per "
+                   "window of the sequence), since they have no keypoint loss for eq. 2 to weight.",
+    "production": "PT and NSLP-G generate keypoints from text directly (gloss-free, no extra ground-truth data at "
+                  "inference), sized by the text2sign keys; their pose regression losses take eq. 2's none / FPW / "
+                  "APW weights as SignMAE's does; their BLEU / ROUGE-L come from the same back-translator as every "
+                  "text-to-sign row.",
+}
+
+
+def methods_text(rows: Sequence[Mapping[str, Any]], methods: Mapping[str, str]) -> list[str]:
+    """Footer paragraphs on the baselines the table has rows of, and its not-applicable rows."""
+    present = {methods.get(r["variant"], "uniglor") for r in rows}
+    lines = []
+    if present & {"joint_slt", "joint_slt_gloss", "conslt"}:
+        lines.append(_METHOD_NOTES["translation"])
+    if present & {"pt", "nslp_g"}:
+        lines.append(_METHOD_NOTES["production"])
+    na = [f"{r['variant']} ({_TASK_NAMES[r['task']]})" for r in rows if not_applicable(r)]
+    if na:
+        lines.append(f"n/a: {', '.join(na)}: not applicable to this source (it has no gloss annotations for the "
+                     "CTC loss).")
+    return lines
+
+
+def data_lines(trials: Sequence[tuple[str, str]]) -> list[str]:
+    """The footer's data lines from (variant, its data in words) per trial: one line when every
+    variant read the same, else one per group of variants that did (e.g. table 4d's second corpus)."""
+    groups: dict[str, list[str]] = {}
+    for variant, text in trials:
+        if variant not in groups.setdefault(text, []):
+            groups[text].append(variant)
+    if len(groups) == 1:
+        return [f"Data (frame rate, as windowed): {next(iter(groups))}"]
+    return [f"Data of {', '.join(variants)} (frame rate, as windowed): {text}" for text, variants in groups.items()]

@@ -102,7 +102,8 @@ def _p_bleu4(
     system: dict[int, Mapping[str, Any]], baseline: dict[int, Mapping[str, Any]], n_bootstrap: int
 ) -> float | None:
     """Paired bootstrap p on BLEU-4, seeds paired and concatenated (see the module docstring)."""
-    shared = sorted(set(system) & set(baseline))
+    # A seed of a row with no outputs (not applicable to the source) has nothing to pair.
+    shared = sorted(s for s in set(system) & set(baseline) if system[s]["references"] and baseline[s]["references"])
     if not shared:
         return None
     hyps_base: list[str] = []
@@ -142,14 +143,17 @@ def build_table(
     variants_in_order: Sequence[str],
     baseline: str,
     n_bootstrap: int = 1000,
+    compare_to: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Aggregate trial results into one row per (variant, task), sign-to-text rows first.
 
     Each row: variant, task, bleu1..bleu4, rouge, mpjpe, dtw_mje (None for sign2text), the same
     keys with "_std" (sample std over seeds, 0.0 with one seed), seeds (count) and p_bleu4 (paired
-    bootstrap against the baseline row of the same task; None for the baseline row, and when the
-    baseline row is absent or shares no seed). Variants with no result are left out.
+    bootstrap against the baseline row of the same task, or the row `compare_to` names for the
+    variant; None for a row compared to itself, and when that row is absent or shares no seed).
+    Variants with no result are left out.
     """
+    compare_to = dict(compare_to or {})
     if baseline not in variants_in_order:
         raise ValueError(f"baseline {baseline!r} is not one of the variants {list(variants_in_order)}")
     if len(set(variants_in_order)) != len(variants_in_order):
@@ -169,8 +173,9 @@ def build_table(
 
     rows: list[dict[str, Any]] = []
     for task in TASKS:
-        base_group = groups.get((baseline, task))
         for variant in variants_in_order:
+            against = compare_to.get(variant, baseline)
+            base_group = groups.get((against, task))
             group = groups.get((variant, task))
             if not group:
                 continue
@@ -183,7 +188,7 @@ def build_table(
                 row[m], row[f"{m}_std"] = _mean_std([float(r["metrics"][m]) for r in ordered])
             row["seeds"] = len(ordered)
             row["p_bleu4"] = row["p_top1"] = None
-            if variant != baseline and base_group is not None:
+            if variant != against and base_group is not None:
                 test = _p_top1 if task == "recognition" else _p_bleu4
                 row[f"p_{P_METRIC[task]}"] = test(group, base_group, n_bootstrap)
             rows.append(row)
@@ -263,14 +268,15 @@ def _cell(row: Mapping[str, Any], metric: str) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _p_cell(row: Mapping[str, Any], baseline: str | None) -> str:
+def _p_cell(row: Mapping[str, Any], baseline: str | None, baselines: set[str] = frozenset()) -> str:
     p = row.get(f"p_{P_METRIC[row['task']]}")
     if _missing(p):
-        return "(baseline)" if row["variant"] == baseline else "–"
+        return "(baseline)" if row["variant"] == baseline or row["variant"] in baselines else "–"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _markdown_table(rows: list[Mapping[str, Any]], task: str, baseline: str | None) -> str:
+def _markdown_table(rows: list[Mapping[str, Any]], task: str, baseline: str | None,
+                    baselines: set[str] = frozenset()) -> str:
     metrics = TASK_METRICS[task]
     header = ["Variant"] + [_LABELS[m] for m in metrics] + [f"p ({_LABELS[P_METRIC[task]]})"]
     lines = [
@@ -278,7 +284,9 @@ def _markdown_table(rows: list[Mapping[str, Any]], task: str, baseline: str | No
         "|" + "---|" + "---:|" * (len(header) - 1),
     ]
     for r in rows:
-        cells = [str(r["variant"])] + [_cell(r, m) for m in metrics] + [_p_cell(r, baseline)]
+        cells = [str(r["variant"])] + [_cell(r, m) for m in metrics] + [_p_cell(r, baseline, baselines)]
+        if not_applicable(r):
+            cells = [str(r["variant"])] + ["n/a"] * (len(cells) - 1)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -290,12 +298,14 @@ def write_table(
     footer: str,
     *,
     baseline: str | None = None,
+    baselines: set[str] = frozenset(),
 ) -> str:
     """Write table.md (paper layout: one table per task, then the footer) and table.csv into
     directory, each atomically; returns the markdown text.
 
     Cells are "mean ± std" (2 decimals; 3 for MPJPE/DTW-MJE); p is "<0.001" or 3 decimals, "–"
-    when absent, "(baseline)" in the row of `baseline` when it is given.
+    when absent, "(baseline)" in the row of `baseline` (and of `baselines`) when it is given; every
+    cell of a row that is not applicable (`not_applicable`) is "n/a".
     """
     directory = Path(directory)
     parts = [f"# {title}", ""]
@@ -303,7 +313,7 @@ def write_table(
         task_rows = [r for r in rows if r["task"] == task]
         if not task_rows:
             continue
-        parts += [f"## {_TASK_TITLES[task]}", "", _markdown_table(task_rows, task, baseline), ""]
+        parts += [f"## {_TASK_TITLES[task]}", "", _markdown_table(task_rows, task, baseline, baselines), ""]
     most = max((int(r["seeds"]) for r in rows), default=0)
     short = [f"{r['variant']} ({r['task']}): {r['seeds']}" for r in rows if int(r["seeds"]) < most]
     if short:
@@ -323,16 +333,10 @@ def write_table(
     return markdown
 
 
-def data_lines(trials: Sequence[tuple[str, str]]) -> list[str]:
-    """The footer's data lines from (variant, its data in words) per trial: one line when every
-    variant read the same, else one per group of variants that did (e.g. table 4d's second corpus)."""
-    groups: dict[str, list[str]] = {}
-    for variant, text in trials:
-        if variant not in groups.setdefault(text, []):
-            groups[text].append(variant)
-    if len(groups) == 1:
-        return [f"Data (frame rate, as windowed): {next(iter(groups))}"]
-    return [f"Data of {', '.join(variants)} (frame rate, as windowed): {text}" for text, variants in groups.items()]
+def not_applicable(row: Mapping[str, Any]) -> bool:
+    """A row with no score at all: its method does not apply to the source (Joint-SLT's CTC loss
+    without gloss annotations), so it is n/a, not a zero."""
+    return all(_missing(row.get(m)) for m in TASK_METRICS[row["task"]])
 
 
 def footer_text(
@@ -351,10 +355,11 @@ def footer_text(
     translation: bool = True,
     probe: Sequence[str] = (),
     data: Sequence[str] = (),
+    methods: Sequence[str] = (),
 ) -> str:
     """The footer every table carries: data, profile, seeds, metric conventions, commit, the
     `reading` of the table and what `degenerate_outputs` found. `data`: the sources' frame rates
-    and mixing (data_lines)."""
+    and mixing (reading.data_lines)."""
     seed_list = ", ".join(str(s) for s in seeds)
     vs = f"the baseline row ({baseline})" if baseline else "the baseline row"
     samples = f"{n_bootstrap} resamples, " if n_bootstrap else ""
@@ -380,6 +385,8 @@ def footer_text(
                       "(seeds paired and concatenated)."]
     if probe:
         lines += [""] + list(probe)
+    for line in methods:  # the baselines' rows: what they read and how they are weighted
+        lines += ["", line]
     if weights:
         lines += [""] + list(weights)
     if readings:

@@ -178,8 +178,9 @@ class TrialResult:
     def final_metrics(self) -> dict[str, float]:
         """Flat dev and test metrics for Tune and MLflow: sign2text/test_bleu4, text2sign/dev_mpjpe, ...,
         and the representation probe's (probe/knn_acc, ...)."""
+        # NaN is a score that does not exist (a row not applicable to the source): not logged.
         return {**{metric_key(task, split, k): float(v) for task in RESULT_TASKS if task in self.tasks
-                   for split in SPLITS for k, v in getattr(self.tasks[task], split).metrics.items()},
+                   for split in SPLITS for k, v in getattr(self.tasks[task], split).metrics.items() if v == v},
                 **{k: float(v) for k, v in self.pretrain_metrics.items() if k.startswith("probe/")}}
 
     def to_json(self) -> dict[str, Any]:

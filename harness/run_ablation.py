@@ -40,7 +40,9 @@ def parser() -> argparse.ArgumentParser:
                      "(default: everything under --results)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs allow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
-    p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (repeatable)")
+    p.add_argument("--only", action="append", metavar="NAME[,NAME]",
+                   help="run only these variants or methods (a method: all its variants, e.g. --only uniglor for "
+                        "UniGloR's own rows; repeatable, comma-separated)")
     p.add_argument("--resume", action="store_true", help="continue the last invocation (same flags; refused otherwise): finished trials are not "
                         "rerun. Without it, a used folder's finished results move to RESULTS/NAME/earlier/")
     p.add_argument("--dry-run", action="store_true", help="print the plan (trials, stages to compute) and exit")
@@ -68,10 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     remote = storage.open_storage(args.storage)
     if args.dry_run:
         stages = ablation.plan_stages(trials, spec.tasks, Path(args.results), remote)
+        from harness.stages import trial_tasks
+        variants = {t.variant: {"method": spec.methods[t.variant], "tasks": list(trial_tasks(t.cfg, spec.tasks))}
+                    for t in trials}
+        methods = list(dict.fromkeys(v["method"] for v in variants.values()))
         if args.json:
-            print(json.dumps({"trials": len(trials), "stages": stages}))
+            print(json.dumps({"trials": len(trials), "stages": stages, "methods": methods, "variants": variants}))
         else:
-            print(f"{spec.name} ({spec.reproduces}), profile {profile}, {seeds} seed(s): {len(trials)} trials")
+            print(f"{spec.name} ({spec.reproduces}), profile {profile}, {seeds} seed(s): {len(trials)} trials; "
+                  f"methods {', '.join(methods)}")
             for stage, n in stages.items():
                 print(f"  {stage:15s} {n['distinct']:3d} distinct, {n['cached']:3d} cached")
         return 0

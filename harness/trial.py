@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = local_runtime(say)
     runtime.cpu_bf16 = cfg.compute.cpu_bf16  # what Runtime.autocast reads on CPU
     result, _ = run_trial(cfg, spec.tasks, cache, runtime)
-    summary = {task: result.tasks[task].test.metrics for task in spec.tasks}
+    summary = {task: result.tasks[task].test.metrics for task in spec.tasks if task in result.tasks}
     if args.json:
         print(json.dumps({"metrics": summary, "stages": result.stages, "stage_seconds": result.stage_seconds,
                           "seconds": result.seconds}))

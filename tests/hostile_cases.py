@@ -81,7 +81,8 @@ _FLAGS = [
     ("seeds-huge", ("apw", "--seeds", "1000000"), "--seeds must be <= 1000, got 1000000"),
     ("seed-abbrev", ("apw", "--seed", "3"), "unrecognized arguments: --seed 3"),
     ("unknown-flag", ("apw", "--fast"), "unrecognized arguments: --fast"),
-    ("only-unknown", ("apw", "--only", "xyz"), "--only xyz: not a variant of apw (one of none, fpw, apw)"),
+    ("only-unknown", ("apw", "--only", "xyz"), "--only xyz: not a variant of apw (one of joint_slt-none, "
+                                              "joint_slt-fpw,"),
     ("max-concurrent-zero", ("apw", "--max-concurrent", "0"), "--max-concurrent must be >= 1, got 0"),
     ("max-concurrent-negative", ("apw", "--max-concurrent", "-2"), "--max-concurrent must be >= 1, got -2"),
     ("max-concurrent-word", ("apw", "--max-concurrent", "all"), "argument --max-concurrent: invalid int value: 'all'"),

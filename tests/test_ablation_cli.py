@@ -27,7 +27,9 @@ def test_every_paper_ablation_ships_and_binds():
 def test_variants_differ_only_in_their_overrides():
     spec = load_ablation("apw")
     trials = plan_trials(spec, "debug", 1, {}, {})
-    assert [t.cfg.pretrain.weighting for t in trials] == ["none", "fpw", "apw"]
+    # Table 5: each method without weighting, w/ FPW, w/ APW; UniGloR's own rows last.
+    assert [t.cfg.pretrain.weighting for t in trials] == ["none", "fpw", "apw"] * 5
+    assert [t.variant for t in trials][-3:] == ["none", "fpw", "apw"]
     assert len({t.cfg.data for t in trials}) == 1
 
 
@@ -65,7 +67,29 @@ def test_fpw_weights_paper_is_accepted_on_the_command_line(tmp_path):
     out = run_cli("apw", "--profile", "debug", "--dry-run", "--json", "--results", str(tmp_path),
                   "--set", "pretrain.fpw_weights=paper")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["trials"] == 3
+    assert json.loads(out.stdout)["trials"] == 15  # all of table 5
+
+
+def test_dry_run_lists_every_method(tmp_path):
+    """Tables 1 and 2 (main) and all of table 5 (apw): every method, each baseline in its own task only."""
+    plans = {}
+    for name in ("main", "apw"):
+        out = run_cli(name, "--profile", "debug", "--dry-run", "--json", "--results", str(tmp_path))
+        assert out.returncode == 0, out.stderr
+        plans[name] = json.loads(out.stdout)
+    assert plans["main"]["methods"] == ["joint_slt", "joint_slt_gloss", "conslt", "pt", "nslp_g", "uniglor"]
+    assert plans["apw"]["methods"] == ["joint_slt", "conslt", "pt", "nslp_g", "uniglor"]
+    tasks = {v: p["tasks"] for v, p in plans["main"]["variants"].items()}
+    assert tasks == {"joint_slt": ["sign2text"], "joint_slt_gloss": ["sign2text"], "conslt": ["sign2text"],
+                     "pt": ["text2sign"], "nslp_g": ["text2sign"], "uniglor": ["sign2text", "text2sign"]}
+    # One SignMAE for the whole of main (only UniGloR's row pretrains); PT and NSLP-G share its judge.
+    assert plans["main"]["stages"]["pretrain"]["distinct"] == 1
+    assert plans["main"]["stages"]["backtranslator"]["distinct"] == 1
+    assert plans["main"]["stages"]["joint_slt"]["distinct"] == 2  # with and without glosses
+    assert plans["apw"]["trials"] == 15 and plans["apw"]["stages"]["pt"]["distinct"] == 3
+    demo = run_cli("apw", "--profile", "demo", "--dry-run", "--json", "--only", "uniglor", "--results", str(tmp_path))
+    assert json.loads(demo.stdout)["methods"] == ["uniglor"]  # make demo: UniGloR's three rows
+    assert set(json.loads(demo.stdout)["variants"]) == {"none", "fpw", "apw"}
 
 
 def _closed_port() -> int:

@@ -22,13 +22,18 @@ from harness.stages import STAGES, key_inputs, run_order, stage_keys
 BOTH = ("sign2text", "text2sign")
 
 
-def test_the_graph_is_walked_after_each_stages_needs():
+def test_the_graph_is_walked_after_each_stages_needs(tiny_cfg):
     assert run_order(("sign2text",)) == ["prepare", "pretrain", "probe", "embed", "sign2text"]
     assert run_order(BOTH) == ["prepare", "pretrain", "probe", "embed", "sign2text", "embed_t2s", "backtranslator",
                                "text2sign"]
-    for name in STAGES:
-        order = run_order(BOTH + ("recognition",))
-        assert all(order.index(n) < order.index(name) for n in STAGES[name].needs)
+    walked = set()
+    for over in ({}, {"sign2text.method": "joint_slt"}, {"sign2text.method": "conslt"}, {"text2sign.method": "pt"},
+                 {"text2sign.method": "nslp_g"}):  # every method's stages (harness/stages METHOD_STAGES)
+        order = run_order(BOTH + ("recognition",), apply_overrides(tiny_cfg, over))
+        walked |= set(order)
+        for name in order:
+            assert all(order.index(n) < order.index(name) for n in STAGES[name].needs)
+    assert walked == set(STAGES)
 
 
 def test_a_key_hashes_only_its_direct_upstream_keys():

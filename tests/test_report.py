@@ -155,7 +155,7 @@ def test_footer_names_everything_and_marks_synthetic_data():
 
 
 def test_footer_names_each_variants_data_rate_and_mixing():
-    from harness.report import data_lines
+    from harness.reading import data_lines
     one = "pt:/d: recorded at 25 fps = data.fps 25 (not resampled)."
     two = one + " Pretraining also on the train split of openpose:/h: 1 sequence(s) with no recorded rate; mixed: z dropped."
     assert data_lines([("a", one), ("a", one), ("b", one)]) == [f"Data (frame rate, as windowed): {one}"]

@@ -23,14 +23,12 @@ from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
 from harness.stages.base import Stage, StageContext, numerics
 from harness.datasource import source_identity
-from models.layout import CANONICAL
+from harness.pose_weights import fpw_part_weights, loss_weights
 
 # Dev segments for the per-epoch reconstruction error: one per sequence, drawn with a fixed seed so
 # every variant and seed is measured on the same segments.
 DEV_SEGMENT_SEED = 12345
 EVALUATIONS = 4  # per-epoch dev evaluations over a stage (every epochs // 4 epochs)
-# Each hand's own wrist, the anchor of its relative coordinates in eq. 1 (left hand, right hand).
-WRISTS = (CANONICAL.left_wrist, CANONICAL.right_wrist)
 
 
 @dataclass(frozen=True)
@@ -52,29 +50,6 @@ def training_sequences(ctx: StageContext) -> list[SignSequence]:
     prepare stage read and made one input with it (harness.datasource.Mixing)."""
     prepared = ctx.inputs["prepare"]
     return list(prepared.corpus["train"]) + list(prepared.unlabelled) + list(prepared.extra)
-
-
-def loss_weights(cfg: ExperimentConfig, seg: torch.Tensor, pmask: torch.Tensor, fixed: dict[str, float] | None):
-    """Eq. 2's weights of a batch on the canonical layout, (B, w, V, C), (B, w, V) -> GroupWeights
-    (per point (B, V), per group (B, 3), and where eq. 1 was floored or degenerate)."""
-    from models import weighting
-    p = cfg.pretrain
-    return weighting.group_weights(p.weighting, seg, pmask, CANONICAL.parts, *WRISTS, fixed, floor=p.weight_floor,
-                                   normalise=p.weight_norm)
-
-
-def fpw_part_weights(cfg: ExperimentConfig, segs: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
-    """FPW's {group: weight} under `pretrain.fpw_weights`, from the training segments (S, w, V, C),
-    (S, w, V): eq. 1 on their pooled variances ("dataset"), or the paper's or the given numbers. A group
-    these segments lack gets 0, whatever was asked: its points never enter the loss, and the logged
-    weights say what was trained with."""
-    from models import weighting
-    p = cfg.pretrain
-    variances = weighting.dataset_part_variances([(segs, masks)], CANONICAL.parts, *WRISTS)
-    if p.fpw_weights == "dataset":
-        return weighting.fpw_part_weights(variances, floor=p.weight_floor, normalise=p.weight_norm)
-    given = weighting.PAPER_FPW if p.fpw_weights == "paper" else dict(zip(weighting.GROUPS, p.fpw_weights))
-    return {g: (float(given[g]) if variances[g] is not None else 0.0) for g in weighting.GROUPS}
 
 
 def run(ctx: StageContext) -> dict:

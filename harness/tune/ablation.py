@@ -21,7 +21,7 @@ from harness.cache import StageCache
 from harness.config import ConfigError, ExperimentConfig
 from harness.datasource import absolute_sources
 from harness.results import ResultsLayout, TrialResult, TrialSpec, config_key, read_pose_samples
-from harness.stages import CACHE_FOLDERS, STAGES, stage_keys
+from harness.stages import CACHE_FOLDERS, STAGES, stage_keys, trial_tasks
 from harness.tune.driver import train_driver_fn, trial_failures, trial_resources
 from harness.tune.invocation import Invocation
 from harness.tune.live_view import LiveView
@@ -42,12 +42,18 @@ class TrialPlan:
 
 def plan_trials(spec: AblationSpec, profile: str | None, seeds: int, overrides: dict[str, Any],
                 compute: dict[str, Any], only: list[str] | None = None) -> list[TrialPlan]:
-    for variant in only or []:
-        if variant not in spec.variants:
-            raise ConfigError(f"--only {variant}: not a variant of {spec.name} (one of {', '.join(spec.variants)})")
+    """Every variant x seed; `only`: names of variants or of methods (every variant of that method,
+    e.g. `uniglor` for UniGloR's own rows), each item possibly comma-separated."""
+    names = [n.strip() for item in only or [] for n in item.split(",") if n.strip()]
+    methods = set(spec.methods.values())
+    for name in names:
+        if name not in spec.variants and name not in methods:
+            raise ConfigError(f"--only {name}: not a variant of {spec.name} (one of {', '.join(spec.variants)}) "
+                              f"nor a method of it (one of {', '.join(dict.fromkeys(spec.methods.values()))})")
+    chosen = [v for v in spec.variants if not names or v in names or spec.methods.get(v) in names]
     # Relative data paths are resolved here, on the driver: a trial runs in Ray's folder, not ours.
     return [TrialPlan(variant, seed, absolute_sources(variant_config(spec, variant, profile, {**overrides, **compute}, seed)))
-            for variant in spec.variants if not only or variant in only for seed in range(seeds)]
+            for variant in chosen for seed in range(seeds)]
 
 
 def plan_stages(trials: list[TrialPlan], tasks: tuple[str, ...], results: Path,
@@ -165,7 +171,7 @@ def _tune(spec: AblationSpec, todo: list[TrialPlan], inv: Invocation, address: s
         inv.check_capacity(first, started)
         concurrent = concurrency(first, started, max_concurrent)
         ray_storage = inv.ray_storage("ray")
-        grid = [TrialSpec(cfg=t.cfg, tasks=spec.tasks, key=t.key, variant=t.variant, folder=spec.name,
+        grid = [TrialSpec(cfg=t.cfg, tasks=trial_tasks(t.cfg, spec.tasks), key=t.key, variant=t.variant, folder=spec.name,
                           results=str(inv.results), tracking_uri=inv.tracking_uri, experiment_id=inv.experiment_id,
                           parent_run_id=inv.parent, run_prefix=f"{spec.name}-{inv.invocation}",
                           ray_storage=ray_storage, storage_uri=inv.remote.uri,
@@ -208,7 +214,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: l
                 "metrics": finished[t.key].tasks[task].test.metrics,
                 "hypotheses": finished[t.key].tasks[task].test.hypotheses,
                 "references": finished[t.key].tasks[task].test.references}
-               for t in trials if t.key in finished for task in spec.tasks]
+               for t in trials if t.key in finished for task in trial_tasks(t.cfg, spec.tasks)]
     failed = {k: why for k in missing if (why := inv.layout.failure(spec.name, k))}
     table: dict[str, Any] = {"missing": missing, "failed": failed, "experiment_id": inv.experiment_id}
     walls = [(r.trial_wall_s, r.seconds) for r in finished.values() if r.trial_wall_s and r.seconds]
@@ -221,7 +227,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: l
     files: list[Path] = []
     if rows_in:
         corpus_name = trials[0].cfg.data.source
-        rows = report.build_table(rows_in, list(spec.variants), spec.baseline)
+        rows = report.build_table(rows_in, list(spec.variants), spec.baseline, compare_to=spec.compare_to)
         probe = reading.probe_columns({v: [finished[t.key].pretrain_metrics for t in trials
                                            if t.variant == v and t.key in finished] for v in spec.variants})
         rows = [{**r, **probe.get(r["variant"], {})} for r in rows]
@@ -233,8 +239,10 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: l
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
                                     recognition="recognition" in spec.tasks, translation=translates,
-                                    readings=reading.reading(rows, spec.baseline), probe=reading.probe_text(probe),
-                                    data=report.data_lines([(t.variant, text) for t, text in zip(trials, data or [])]),
+                                    readings=reading.reading(rows, spec.baseline, compare_to=spec.compare_to),
+                                    probe=reading.probe_text(probe),
+                                    methods=reading.methods_text(rows, spec.methods),
+                                    data=reading.data_lines([(t.variant, text) for t, text in zip(trials, data or [])]),
                                     # A recognition table's rows share a pretraining: its weights say nothing of them.
                                     weights=[] if not translates else reading.weights_text(
                                         {v: [finished[t.key].pretrain_metrics for t in trials
@@ -244,7 +252,8 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: l
             title += f" [PARTIAL: {len(missing)} of {len(trials)} trials missing]"
             footer = (f"**Partial table: trial(s) {', '.join(missing)} did not finish"
                       + "".join(f"; {k}: {why}" for k, why in failed.items()) + ".**\n\n" + footer)
-        markdown = report.write_table(rows, out_dir, title, footer, baseline=spec.baseline)
+        markdown = report.write_table(rows, out_dir, title, footer, baseline=spec.baseline,
+                                      baselines=set(spec.compare_to.values()))
         files = [out_dir / "table.md", out_dir / "table.csv"]
         if spec.curve:
             png = out_dir / "curve.png"

@@ -12,9 +12,15 @@ from ray.tune import Callback
 _PROGRESS_ORDER = ("pretrain", "sign2text", "backtranslator", "text2sign", "recognition")
 
 
+# A baseline's trial runs only its own stage (after the judge, for production).
+_BASELINE_ORDER = {"joint_slt": ("joint_slt",), "conslt": ("conslt",), "pt": ("backtranslator", "pt"),
+                   "nslp_g": ("backtranslator", "nslp_g")}
+
+
 def progress(stage: str, epoch: int, epochs: int, tasks: tuple[str, ...]) -> float:
     order = [s for s in _PROGRESS_ORDER
              if s == "pretrain" or s in tasks or (s == "backtranslator" and "text2sign" in tasks)]
+    order = list(_BASELINE_ORDER.get(stage, order))
     if stage == "done":
         return 1.0
     if stage not in order:
