@@ -105,17 +105,19 @@ def test_sequence_weights_window_by_window(tiny_cfg):
 def test_a_baseline_trial_in_process(tiny_cfg, tmp_path, over, task):
     torch.set_num_threads(1)
     cfg = _with(tiny_cfg, **over)
-    result, sample = run_trial(cfg, BOTH, StageCache(tmp_path / "cache"), local_runtime(lambda s: None))
+    result, samples = run_trial(cfg, BOTH, StageCache(tmp_path / "cache"), local_runtime(lambda s: None))
     assert set(result.tasks) == ({task} if task == "sign2text" else {task, "backtranslator"})
     test = result.tasks[task].test
     assert len(test.hypotheses) == len(test.references) == cfg.data.synth.test
     assert set(test.metrics) >= {"bleu1", "bleu4", "rouge"} and result.pretrain_metrics == {}
     assert all(math.isfinite(v) for v in test.metrics.values())
-    if task == "text2sign":  # the skeleton sample, as UniGloR's rows keep it
-        assert sample["generated"].shape[1:] == sample["ground_truth"].shape[1:]
+    if task == "text2sign":  # the side-by-side samples, as UniGloR's rows keep them
+        assert len(samples) > 1 and all(s.generated.shape[1:] == s.ground_truth.shape[1:] for s in samples)
         assert test.metrics["mpjpe"] > 0 and test.metrics["dtw_mje"] > 0
         if over["text2sign.method"] == "nslp_g":  # a fixed length: the longest training sequence
-            assert len({len(h) for h in [sample["generated"]]}) == 1
+            assert len({len(s.generated) for s in samples}) == 1
+    else:
+        assert samples == []
     again, _ = run_trial(cfg, BOTH, StageCache(tmp_path / "cache"), local_runtime(lambda s: None))
     assert set(again.stages.values()) == {"cached"} and again.tasks[task].test == test
 
