@@ -17,7 +17,7 @@ from harness.config import ExperimentConfig
 from harness.data.record import Corpus
 from harness.loop import Runtime
 from harness.results import TaskResult, TrialResult, config_key
-from harness.stages import STAGES, TASK_FIGURES, TASK_STAGES, StageContext, cached_run, run_order, stage_keys
+from harness.stages import FIGURES, STAGES, TASK_STAGES, StageContext, cached_run, run_order, stage_keys
 from harness.stages.prepare import PREPARE
 
 
@@ -68,9 +68,7 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
     return result, sample
 
 
-
 def figure_files(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache) -> list[Path]:
-    """The PNGs of the figure stages a trial of `tasks` ran (figure 5), in their cache entries."""
+    """The PNGs of the figure stages every trial runs (figure 5), in their cache entries."""
     keys = stage_keys(cfg, tasks)
-    names = dict.fromkeys(n for task in tasks for n in TASK_FIGURES.get(task, ()))
-    return [png for n in names for png in sorted(cache.entry(STAGES[n].cache_folder, keys[n]).path.glob("*.png"))]
+    return [png for n in FIGURES for png in sorted(cache.entry(STAGES[n].cache_folder, keys[n]).path.glob("*.png"))]

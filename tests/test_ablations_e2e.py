@@ -104,6 +104,8 @@ def test_apw_table_and_mlflow(apw_run):
     assert trial["pretrain"]["metrics"]["probe/knn_acc"] == runs[0].data.metrics["probe/knn_acc"]
     assert all(0 <= float(r["probe_knn_acc"]) <= 100 for r in rows)
     assert "Representation probe of each variant's pretraining" in (results / "apw" / "table.md").read_text()
+    # Figure 5 of every pretraining, though apw has no recognition task.
+    assert {a.path for a in _artifacts_in(results, runs[0].info.run_id, "figures")} == {"figures/tsne.png"}
 
 
 def test_second_identical_run_trains_nothing(apw_run):

@@ -18,8 +18,9 @@ BOTH = ("sign2text", "text2sign")
 
 
 def test_the_graph_is_walked_after_each_stages_needs():
-    assert run_order(("sign2text",)) == ["prepare", "pretrain", "probe", "embed", "sign2text"]
-    assert run_order(BOTH) == ["prepare", "pretrain", "probe", "embed", "sign2text", "embed_t2s", "backtranslator",
+    assert run_order(("sign2text",)) == ["prepare", "pretrain", "probe", "isolated", "figure5", "embed", "sign2text"]
+    assert run_order(BOTH) == ["prepare", "pretrain", "probe", "isolated", "figure5", "embed", "sign2text", "embed_t2s",
+                               "backtranslator",
                                "text2sign"]
     for name in STAGES:
         order = run_order(BOTH + ("recognition",))
@@ -35,16 +36,17 @@ def test_a_key_hashes_only_its_direct_upstream_keys():
 def test_keys_are_shared_exactly_where_the_outputs_are(tiny_cfg):
     base = stage_keys(tiny_cfg, BOTH)
     stride = stage_keys(apply_overrides(tiny_cfg, {"embed.stride": 3}), BOTH)
-    assert {n for n in base if base[n] != stride[n]} == {"embed", "sign2text"}  # one pretraining for all strides
+    # One pretraining for all strides; figure 5 reads z at embed.stride.
+    assert {n for n in base if base[n] != stride[n]} == {"embed", "sign2text", "figure5"}
     weighting = stage_keys(apply_overrides(tiny_cfg, {"pretrain.weighting": "fpw"}), BOTH)
-    assert {n for n in base if base[n] != weighting[n]} == {"pretrain", "probe", "embed", "sign2text", "embed_t2s",
-                                                              "text2sign"}  # the back-translator is shared
+    assert {n for n in base if base[n] != weighting[n]} == {"pretrain", "probe", "figure5", "embed", "sign2text",
+                                                              "embed_t2s", "text2sign"}  # the back-translator is shared
     seed = stage_keys(apply_overrides(tiny_cfg, {"seed": 1}), BOTH)
-    assert {n for n in base if base[n] == seed[n]} == {"prepare"}
+    assert {n for n in base if base[n] == seed[n]} == {"prepare", "isolated"}
     compute = stage_keys(apply_overrides(tiny_cfg, {"compute.torch_threads": 2}), BOTH)
     assert compute == base  # how a trial runs is not what it computes
     bf16 = stage_keys(apply_overrides(tiny_cfg, {"compute.cpu_bf16": True}), BOTH)
-    assert {n for n in base if base[n] == bf16[n]} == {"prepare"}  # every training stage computes otherwise
+    assert {n for n in base if base[n] == bf16[n]} == {"prepare", "isolated"}  # every training stage computes otherwise
     # Text-to-sign's embedding is an `embed` entry: at stride = window it is sign-to-text's own.
     same = stage_keys(apply_overrides(tiny_cfg, {"embed.stride": tiny_cfg.pretrain.window}), BOTH)
     assert same["embed"] == same["embed_t2s"]

@@ -1,11 +1,12 @@
 """The stages of one trial and their graph (paper sections 3.2-3.4, appendix B).
 
     prepare -> pretrain (SignMAE) -> probe (k-NN of z on the corpus's own glosses; every trial)
+    isolated (the unseen isolated signs), pretrain -> figure5 (a t-SNE of z of unseen signs,
+        zero-shot; section 5, figure 5; every trial)
     prepare -> pretrain -> embed (sliding windows, embed.stride) -> sign2text
     prepare -> backtranslator (the text-to-sign judge)
     pretrain -> embed_t2s (stride = window) -> text2sign (+ the frozen decoder and the judge)
-    isolated (the unseen isolated signs), pretrain -> recognition (section 5, table 3)
-    isolated, pretrain -> figure5 (a t-SNE of z of unseen signs, zero-shot; section 5, figure 5)
+    isolated, pretrain -> recognition (section 5, table 3)
 
 Each stage's output is cached under RESULTS/cache/<folder>/<key>, where the key hashes the stage's
 settings and the keys of its direct upstream stages (`stage_keys`), so an ablation that varies
@@ -32,9 +33,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (PREPARE, PRETRAIN, PROBE, EMBED,
 # What each task of an ablation needs computed: its own stage, and for text-to-sign its judge's results.
 TASK_STAGES = {"sign2text": ("sign2text",), "text2sign": ("text2sign", "backtranslator"),
                "recognition": ("recognition",)}
-# Stages a task also runs whose output is a figure, not a result: figure 5 for every pretraining
-# that recognition reads.
-TASK_FIGURES = {"recognition": ("figure5",)}
+# What every trial runs on its pretraining, whatever its tasks: the probe (metrics) and figure 5.
+EVERY_TRIAL = ("probe", "figure5")
+FIGURES = ("figure5",)  # the stages whose output is a figure (PNGs in their cache entry), not a result
 CACHE_FOLDERS = tuple(dict.fromkeys(s.cache_folder for s in STAGES.values()))
 
 
@@ -63,9 +64,10 @@ def run_order(tasks: tuple[str, ...]) -> list[str]:
             order.append(name)
 
     visit("pretrain")
-    visit("probe")  # the representation probe of every pretraining
+    for name in EVERY_TRIAL:
+        visit(name)
     for task in tasks:
-        for name in TASK_STAGES[task] + TASK_FIGURES.get(task, ()):
+        for name in TASK_STAGES[task]:
             visit(name)
     return order
 
@@ -80,5 +82,5 @@ def stage_keys(cfg: ExperimentConfig, tasks: tuple[str, ...]) -> dict[str, str]:
     return keys
 
 
-__all__ = ["CACHE_FOLDERS", "STAGES", "TASK_FIGURES", "TASK_STAGES", "Stage", "StageContext", "cached_run", "run_order",
-           "stage_keys"]
+__all__ = ["CACHE_FOLDERS", "EVERY_TRIAL", "FIGURES", "STAGES", "TASK_STAGES", "Stage", "StageContext", "cached_run",
+           "run_order", "stage_keys"]
