@@ -29,6 +29,13 @@ def prepare_source(spec: str, cfg: ExperimentConfig, cache: StageCache, runtime:
     return corpus
 
 
+def isolated_corpus(cfg: ExperimentConfig, cache: StageCache, runtime: Runtime) -> Corpus:
+    """The isolated-sign corpus of `cfg` (recognition.source), through the cache as a trial loads it."""
+    stage, key = STAGES["isolated"], stage_keys(cfg, ())["isolated"]
+    corpus, _ = cached_run(stage, key, cache, runtime, lambda: stage.run(_context(cfg, runtime, key, {}, cache)))
+    return corpus
+
+
 def _context(cfg: ExperimentConfig, runtime: Runtime, key: str, inputs: dict[str, Any], cache: StageCache
              ) -> StageContext:
     return StageContext(cfg=cfg, runtime=runtime, key=key, inputs=inputs,

@@ -22,7 +22,7 @@ from harness.cache import StageCache
 from harness.config import ComputeConfig, ConfigError, ExperimentConfig
 from harness.io import atomic_write
 from harness.loop import Runtime
-from harness.pipeline import prepare_source
+from harness.pipeline import isolated_corpus, prepare_source
 from harness.results import ResultsLayout
 from harness.datasource import check_window
 from harness.tune.session import check_capacity
@@ -120,11 +120,21 @@ class Invocation:
         for path in sorted({cfg.text2sign.text_encoder for cfg, _ in checks} - {"learned"}):
             text_tokenizer(path)
         corpora: dict[str, Any] = {}
+        isolated: dict[str, Any] = {}
         for cfg, window in checks:
             ident = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True)
             if ident not in corpora:
                 corpora[ident] = prepare_source(cfg.data.source, cfg, self.cache, Runtime(say=self.say))
             check_window(corpora[ident], window, cfg.data.source)
+            # Every trial draws figure 5 on the isolated signs: a user's label table fails here, once.
+            key = json.dumps([dataclasses.asdict(cfg.recognition), ident], sort_keys=True)
+            if key not in isolated:
+                isolated[key] = isolated_corpus(cfg, self.cache, Runtime(say=self.say))
+            coords = {int(seqs[0].keypoints.shape[-1]) for c in (corpora[ident], isolated[key])
+                      for seqs in c.values() if seqs}
+            if len(coords) > 1:
+                raise ConfigError(f"recognition.source {cfg.recognition.source} and data.source {cfg.data.source} "
+                                  f"have different coordinates ({sorted(coords)}); expected the same (set data.dims)")
 
     @property
     def same_store(self) -> bool:
