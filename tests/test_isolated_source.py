@@ -8,13 +8,14 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.cache import StageCache
 from harness.config import ConfigError, apply_overrides
 from harness.data.labels import apply_labels, check_classes, read_label_table
 from harness.data.readers.pose import write_pose
-from harness.data.record import DataError
+from harness.data.record import DataError, SignSequence
 from harness.data.synth import generate_isolated
 from harness.datasource import prepare_isolated
 from harness.loop import local_runtime
@@ -78,8 +79,6 @@ def test_labels_and_source_go_together():
 
 
 def test_the_class_checks_on_a_hand_made_corpus(tmp_path):
-    from harness.data.record import SignSequence
-    import numpy as np
     table = tmp_path / "t.tsv"
     table.write_text("NAME\tLABEL\tSPLIT\na\tX\ttrain\nb\tY\ttrain\nc\tX\tdev\nd\tX\ttest\ne\tY\ttest\n")
     rows = read_label_table(table)
@@ -88,7 +87,8 @@ def test_the_class_checks_on_a_hand_made_corpus(tmp_path):
     def seq(name):
         return SignSequence(name=name, keypoints=np.zeros((3, 73, 2), np.float32), mask=np.ones((3, 73), bool), text="")
     corpus = apply_labels({"train": [seq(n) for n in "abcde"], "dev": [], "test": []}, rows, table, "pose:D")
-    assert {k: [s.name for s in v] for k, v in corpus.items()} == {"train": ["a", "b"], "dev": ["c"], "test": ["d", "e"]}
+    assert {k: [s.name for s in v] for k, v in corpus.items()} == {"train": ["a", "b"], "dev": ["c"],
+                                                                    "test": ["d", "e"]}
     check_classes(corpus, rows, table)  # passes
     corpus["test"] = corpus["test"][:1]  # as if preprocessing dropped e
     with pytest.raises(DataError, match=r"t.tsv, line 3: class 'Y' has no test example after preprocessing dropped"):
