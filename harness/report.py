@@ -338,6 +338,7 @@ def footer_text(
     recognition: bool = False,
     translation: bool = True,
     probe: Sequence[str] = (),
+    isolated: str = "synth",
 ) -> str:
     """The footer every table carries: data, profile, seeds, metric conventions, commit, the
     `reading` of the table and what `degenerate_outputs` found."""
@@ -359,7 +360,9 @@ def footer_text(
     if not translation:  # a recognition table: no BLEU, MPJPE or BLEU-4 test to explain
         lines = lines[:1]
     if recognition:
-        lines += ["", "Top-1/5/10: percent of test clips of the unseen isolated signs whose gloss is among the k "
+        signs = ("the unseen isolated signs (synthetic)" if isolated == "synth"
+                 else f"the isolated signs of {isolated} (recognition.source)")
+        lines += ["", f"Top-1/5/10: percent of test clips of {signs} whose gloss is among the k "
                       "highest logits. p (Top-1): paired bootstrap on per-clip top-1 correctness vs the baseline row "
                       "(seeds paired and concatenated)."]
     if probe:

@@ -97,7 +97,7 @@ def test_the_class_checks_on_a_hand_made_corpus(tmp_path):
 
 def test_a_trial_recognises_and_draws_the_users_signs(tiny_cfg, tmp_path):
     truth = write_folder(tmp_path / "data", glosses=4)
-    cfg = _cfg(tiny_cfg, tmp_path / "data", **{"recognition.epochs": 2})
+    cfg = _cfg(tiny_cfg, tmp_path / "data", **{"recognition.epochs": 2, "pretrain.epochs": 1})
     cache = StageCache(tmp_path / "cache")
     result, _ = run_trial(cfg, ("recognition",), cache, local_runtime(lambda s: None))
     test = result.tasks["recognition"].test
@@ -106,3 +106,11 @@ def test_a_trial_recognises_and_draws_the_users_signs(tiny_cfg, tmp_path):
     points = json.loads((cache.entry("figure5", stage_keys(cfg, ("recognition",))["figure5"]).path
                          / "points.json").read_text())
     assert Counter(p["gloss"] for p in points) == Counter(label for label, _ in truth.values())  # 4 glosses < 10
+
+
+def test_a_recognition_table_names_the_users_signs():
+    from harness.report import footer_text
+    assert "test clips of the isolated signs of pose:/d (recognition.source)" in footer_text(
+        "synth", "debug", [0], "abc", True, recognition=True, translation=False, isolated="pose:/d")
+    assert "test clips of the unseen isolated signs (synthetic)" in footer_text(
+        "synth", "debug", [0], "abc", True, recognition=True, translation=False)

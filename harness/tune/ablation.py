@@ -215,6 +215,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation) -> dict
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
                                     recognition="recognition" in spec.tasks, translation=translates,
+                                    isolated=trials[0].cfg.recognition.source,
                                     readings=reading.reading(rows, spec.baseline), probe=reading.probe_text(probe),
                                     # A recognition table's rows share a pretraining: its weights say nothing of them.
                                     weights=[] if not translates else reading.weights_text(
