@@ -114,3 +114,21 @@ def test_a_recognition_table_names_the_users_signs():
         "synth", "debug", [0], "abc", True, recognition=True, translation=False, isolated="pose:/d")
     assert "test clips of the unseen isolated signs (synthetic)" in footer_text(
         "synth", "debug", [0], "abc", True, recognition=True, translation=False)
+
+
+def test_an_openpose_folder_is_labelled_by_its_table_not_read_as_sentences(tmp_path):
+    from harness.data.readers.openpose import read_openpose
+    from harness.data.record import ReadOptions
+    person = {"pose_keypoints_2d": [1.0] * 75, "face_keypoints_2d": [1.0] * 210,
+              "hand_left_keypoints_2d": [1.0] * 63, "hand_right_keypoints_2d": [1.0] * 63}
+    for name in ("s1", "s2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}_000000000000_keypoints.json").write_text(json.dumps({"people": [person]}))
+    (tmp_path / "labels.tsv").write_text("NAME\tLABEL\ns1\tBUS\ns2\tLEFT\n")  # beside the folders: no SENTENCE
+    raw = read_openpose(tmp_path, [], ReadOptions(unlabelled=True, sentences=False))
+    rows = read_label_table(tmp_path / "labels.tsv")
+    corpus = apply_labels(raw, rows, tmp_path / "labels.tsv", f"openpose:{tmp_path}")
+    assert {s.name: s.text for s in corpus["train"]} == {"s1": "BUS", "s2": "LEFT"}
+    assert not any(s.meta.get("unlabelled") for s in corpus["train"])
+    with pytest.raises(DataError, match="no SENTENCE_NAME column"):  # what the sentence reader would say
+        read_openpose(tmp_path, [], ReadOptions(unlabelled=True))
