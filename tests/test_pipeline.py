@@ -55,7 +55,8 @@ def test_a_trial_computes_every_stage_once_then_loads_them(tiny_cfg, tmp_path):
     torch.set_num_threads(1)
     cache = StageCache(tmp_path / "cache")
     first, sample = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))
-    assert first.stages == {name: "computed" for name in run_order(BOTH) if name != "prepare"}
+    assert first.stages == {name: "computed" for name in run_order(BOTH) if STAGES[name].reported}
+    assert {n for n in STAGES if not STAGES[n].reported} == {"prepare", "isolated"}  # the driver's
     assert set(first.tasks) == {"sign2text", "text2sign", "backtranslator"}
     assert len(first.tasks["sign2text"].test.references) == tiny_cfg.data.synth.test
     assert sample["generated"].shape[1:] == sample["ground_truth"].shape[1:]  # (T, V, C) against (T', V, C)

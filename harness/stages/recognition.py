@@ -69,8 +69,10 @@ def _isolated(ctx: StageContext) -> tuple[Corpus, dict]:
     return prepare_isolated(r.source, r.labels, cfg)
 
 
+# Like prepare, run by the driver before any trial (a user's label table fails there, once), so
+# not listed in a trial's stages: a trial would always find it cached.
 ISOLATED = Stage(name="isolated", needs=(), settings=_isolated_settings, run=_isolated, save=_save_isolated,
-                 load=lambda folder: read_npz(folder / "corpus.npz"), reload=True)
+                 load=lambda folder: read_npz(folder / "corpus.npz"), reload=True, reported=False)
 
 
 def labels_of(corpus: Corpus) -> list[str]:
