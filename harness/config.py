@@ -230,9 +230,20 @@ class BacktranslatorConfig:
 
 @dataclass(frozen=True)
 class RecognitionConfig:
-    """Recognition of unseen isolated signs (section 5, table 3); their corpus is synth/isolated.py's."""
+    """Recognition of unseen isolated signs (section 5, table 3) and figure 5's corpus.
+
+    `source`: "synth", the generated unseen corpus (synth/isolated.py; the sizes below), or a user's
+    keypoint source (pt:DIR, openpose:DIR, pose:FILE_OR_DIR, npz:FILE; one sign per sequence) with
+    `labels`, the path of its label table: tab separated, a header naming NAME and LABEL (and
+    optionally SPLIT), then one row per sequence: NAME its name (a .pose file's stem, an OpenPose
+    folder's name, ...), LABEL its gloss, SPLIT train | dev | test (empty or no column: the source's
+    own split). Every sequence needs a row; train needs 2 classes or more, every class a train and
+    a test example, dev an example (harness/data/labels.py; the README's "Your own isolated signs").
+    """
 
     model: Literal["signmae", "gru", "transformer"] = "signmae"  # over frozen z; gru, transformer: raw keypoints
+    source: str = "synth"
+    labels: str = ""  # the label table of a source other than synth
     seed: int = _f(0, lo=0, doc="the unseen inventory's seed")
     glosses: int = _f(40, lo=2, doc="unseen glosses")
     signers: int = _f(4, lo=1, doc="unseen signers (none of the sentence corpus's)")
@@ -324,6 +335,13 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
     if cfg.sign2text.method != "uniglor" and cfg.text2sign.method != "uniglor":
         raise ConfigError(f"a trial measures one baseline: sign2text.method {cfg.sign2text.method!r} and text2sign.method "
                           f"{cfg.text2sign.method!r}; set the other to uniglor{_where(source)}")
+    r = cfg.recognition
+    if r.source != "synth" and not r.labels:
+        raise ConfigError(f"recognition.labels is empty; expected the path of the label table of recognition.source "
+                          f"{r.source!r} (tab separated: NAME, LABEL[, SPLIT]){_where(source)}")
+    if r.source == "synth" and r.labels:
+        raise ConfigError(f"recognition.labels is {r.labels!r} but recognition.source is synth (labelled by the "
+                          f"generator); expected no labels, or a keypoint source as recognition.source{_where(source)}")
     if cfg.profile not in PROFILES:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {cfg.profile!r}{_where(source)}")
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from harness.config import ConfigError, ExperimentConfig, load_profile
+from harness.data.labels import apply_labels, check_classes, read_label_table
 from harness.data.parts import drop_parts
 from harness.data.prepare import drop_z, preprocess_corpus
 from harness.data.record import Corpus, DataError, ReadOptions, SignSequence
@@ -90,6 +92,34 @@ def load_raw(spec: str, cfg: ExperimentConfig, problems: list[str] | None = None
 def prepare_corpus(spec: str, cfg: ExperimentConfig) -> tuple[Corpus, dict]:
     """Load and preprocess a source: the corpus and the per-split report `inspect` prints."""
     return preprocess_corpus(load_raw(spec, cfg), cfg.data.noise_threshold, timeline_options(cfg))
+
+
+def isolated_identity(spec: str, labels: str, cfg: ExperimentConfig) -> dict:
+    """What a user isolated-sign source's corpus depends on: its files, its label table's content and
+    the data settings that change what is read."""
+    source = parse_source(spec)
+    if source.kind == "synth":
+        raise ConfigError(f"recognition.source {spec!r}: expected synth alone (the generated unseen corpus) or a "
+                          "keypoint source pt:DIR, openpose:DIR, pose:FILE_OR_DIR, npz:FILE")
+    read_label_table(Path(labels))  # a missing or malformed table fails here, before any trial
+    return {**source_identity(spec, cfg), "labels": sorted(file_hashes([Path(labels)]).items()),
+            **timeline_options(cfg), "min_confidence": cfg.data.min_confidence}
+
+
+def prepare_isolated(spec: str, labels: str, cfg: ExperimentConfig) -> tuple[Corpus, dict]:
+    """A user isolated-sign source (harness/data/labels.py) read, labelled from its table and
+    preprocessed like every source (appendix B.1); its classes checked after preprocessing too."""
+    rows = read_label_table(Path(labels))
+    options = dataclasses.replace(read_options(cfg), unlabelled=True, sentences=False)
+    labelled = apply_labels(load_source(parse_source(spec), None, [], options), rows, Path(labels), spec)
+    check_classes(labelled, rows, Path(labels))
+    try:
+        corpus, report = preprocess_corpus(labelled, cfg.data.noise_threshold, timeline_options(cfg))
+    except DataError as err:
+        raise DataError(f"recognition.source {spec}: {err}") from None
+    dropped = sum(map(len, labelled.values())) - sum(map(len, corpus.values()))
+    check_classes(corpus, rows, Path(labels), f" after preprocessing dropped {dropped} sequence(s)" if dropped else "")
+    return corpus, report
 
 
 def check_window(corpus: Corpus, window: int, source: str) -> None:

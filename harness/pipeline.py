@@ -17,7 +17,7 @@ from harness.config import ExperimentConfig
 from harness.data.record import Corpus
 from harness.loop import Runtime
 from harness.results import PoseSample, TaskResult, TrialResult, config_key
-from harness.stages import (STAGES, TASK_FIGURES, StageContext, cached_run, run_order, stage_keys, task_stages,
+from harness.stages import (FIGURES, STAGES, StageContext, cached_run, run_order, stage_keys, task_stages,
                             trial_tasks)
 from harness.stages.prepare import PREPARE
 
@@ -27,6 +27,13 @@ def prepare_source(spec: str, cfg: ExperimentConfig, cache: StageCache, runtime:
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source=spec))
     key = stage_keys(cfg, ())["prepare"]
     corpus, _ = cached_run(PREPARE, key, cache, runtime, lambda: PREPARE.run(_context(cfg, runtime, key, {}, cache)))
+    return corpus
+
+
+def isolated_corpus(cfg: ExperimentConfig, cache: StageCache, runtime: Runtime) -> Corpus:
+    """The isolated-sign corpus of `cfg` (recognition.source), through the cache as a trial loads it."""
+    stage, key = STAGES["isolated"], stage_keys(cfg, ())["isolated"]
+    corpus, _ = cached_run(stage, key, cache, runtime, lambda: stage.run(_context(cfg, runtime, key, {}, cache)))
     return corpus
 
 
@@ -75,10 +82,9 @@ def run_trial(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache, 
                          config_key=config_key(cfg))
     return result, samples
 
-
 def figure_files(cfg: ExperimentConfig, tasks: tuple[str, ...], cache: StageCache) -> list[Path]:
-    """The PNGs of the figure stages a trial of `tasks` ran (figure 5), in their cache entries."""
-    tasks = trial_tasks(cfg, tasks)
+    """The PNGs of the figure stages a trial ran (figure 5, of every trial that pretrains), in their
+    cache entries."""
+    names = [n for n in FIGURES if n in run_order(tasks, cfg)]
     keys = stage_keys(cfg, tasks)
-    names = dict.fromkeys(n for task in tasks for n in TASK_FIGURES.get(task, ()))
     return [png for n in names for png in sorted(cache.entry(STAGES[n].cache_folder, keys[n]).path.glob("*.png"))]

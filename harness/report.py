@@ -356,6 +356,7 @@ def footer_text(
     probe: Sequence[str] = (),
     data: Sequence[str] = (),
     methods: Sequence[str] = (),
+    isolated: str = "synth",
 ) -> str:
     """The footer every table carries: data, profile, seeds, metric conventions, commit, the
     `reading` of the table and what `degenerate_outputs` found. `data`: the sources' frame rates
@@ -380,17 +381,14 @@ def footer_text(
     if data:
         lines[1:1] = ["", *data]
     if recognition:
-        lines += ["", "Top-1/5/10: percent of test clips of the unseen isolated signs whose gloss is among the k "
+        signs = ("the unseen isolated signs (synthetic)" if isolated == "synth"
+                 else f"the isolated signs of {isolated} (recognition.source)")
+        lines += ["", f"Top-1/5/10: percent of test clips of {signs} whose gloss is among the k "
                       "highest logits. p (Top-1): paired bootstrap on per-clip top-1 correctness vs the baseline row "
                       "(seeds paired and concatenated)."]
-    if probe:
-        lines += [""] + list(probe)
-    for line in methods:  # the baselines' rows: what they read and how they are weighted
-        lines += ["", line]
-    if weights:
-        lines += [""] + list(weights)
-    if readings:
-        lines += [""] + list(readings)
+    # The baselines' rows (`methods`: what they read and how they are weighted) one paragraph each.
+    for block in (probe, *([m] for m in methods), weights, readings):
+        lines += [""] + list(block) if block else []
     if degenerate:
         lines += [""] + [f"**{line}**" for line in degenerate]
     if synthetic:

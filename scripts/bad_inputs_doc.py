@@ -52,6 +52,13 @@ NOTES = {
     "Search files": "A user's search space, run as `run_search.py W/NAME.yaml --dry-run`.",
     "Data files": "`python -m harness.inspect_data SOURCE`: the readers and checks of a study's prepare stage "
                   "(`--dataset SOURCE` of `run_ablation.py` prints the same line).",
+    "Isolated-sign sources": "`run_ablation.py recognition --set recognition.source=pose:W/iso --set "
+                             "recognition.labels=W/iso/labels.tsv --profile debug --results W/results` unless the row "
+                             "names other ones; its input cell lists the `.pose` files in W/iso and the table beside "
+                             "them "
+                             "(→ a tab, ⏎ a line end; README \"Your own isolated signs\"). The table is read "
+                             "when the trials are planned, matched and its classes checked when the driver prepares "
+                             "the data, before any trial.",
     "Data files through run_ablation.py": "`run_ablation.py apw --dataset SOURCE --profile debug --results W/results`: "
                                           "the driver prepares the data once, before any trial.",
 }

@@ -582,6 +582,81 @@ _DATA_FLAGS = [
 ]
 
 
+# ------------------------------------------------------------------------------------------------
+# Isolated-sign sources (recognition.source + recognition.labels; harness/data/labels.py), through
+# `run_ablation.py recognition`: the table is read when the trials' keys are computed, the labels
+# matched and the classes checked when the driver prepares the data, before Ray.
+# ------------------------------------------------------------------------------------------------
+
+ISO_HEAD = "NAME\tLABEL\tSPLIT\n"
+ISO_OK = ISO_HEAD + "a\tX\ttrain\nb\tY\ttrain\nc\tX\tdev\nd\tX\ttest\ne\tY\ttest\n"
+ISO_SOURCE = ("--set", f"recognition.source=pose:{W}/iso")
+ISO_LABELS = ("--set", f"recognition.labels={W}/iso/labels.tsv")
+
+
+def _iso(table: str | bytes | None, names: str) -> Callable[[Path], None]:
+    """W/iso/N.pose for each letter N of names (pose-format files of our layout), W/iso/labels.tsv beside them."""
+    makers = [_pose(f"iso/{n}.pose") for n in names]
+    return _both(*makers, *([_write("iso/labels.tsv", table)] if table is not None else []))
+
+
+_ISOLATED = [
+    # (id, extra args, labels.tsv text (None: no file), .pose names, expect)
+    ("no-labels-key", ISO_SOURCE, ISO_OK, "abcde",
+     "recognition.labels is empty; expected the path of the label table of recognition.source 'pose:W/iso' "
+     "(tab separated: NAME, LABEL[, SPLIT]) (--set)"),
+    ("labels-with-synth", ISO_LABELS, ISO_OK, "abcde",
+     "recognition.labels is 'W/iso/labels.tsv' but recognition.source is synth (labelled by the generator)"),
+    ("source-synth-seed", ("--set", "recognition.source=synth@3", *ISO_LABELS), ISO_OK, "abcde",
+     "recognition.source 'synth@3': expected synth alone (the generated unseen corpus) or a keypoint source"),
+    ("source-missing", ("--set", f"recognition.source=pose:{W}/nodir", *ISO_LABELS), ISO_OK, "abcde",
+     f"{W}/nodir: does not exist (source 'pose:{W}/nodir')"),
+    ("table-missing", ISO_SOURCE + ISO_LABELS, None, "abcde",
+     f"{W}/iso/labels.tsv: the label table does not exist; expected a tab-separated file with columns NAME and "
+     "LABEL (and optionally SPLIT) (recognition.labels)"),
+    ("table-folder", ISO_SOURCE + ("--set", f"recognition.labels={W}/iso"), ISO_OK, "abcde",
+     f"{W}/iso: the label table is not a file"),
+    ("table-binary", ISO_SOURCE + ISO_LABELS, b"\xff\xfe\x00bad", "abcde",
+     f"{W}/iso/labels.tsv: cannot read the label table ("),
+    ("table-empty", ISO_SOURCE + ISO_LABELS, "", "abcde",
+     f"{W}/iso/labels.tsv, line 1: no header; expected the tab-separated columns NAME and LABEL"),
+    ("table-no-label-column", ISO_SOURCE + ISO_LABELS, "NAME\tGLOSS\na\tX\n", "abcde",
+     f"{W}/iso/labels.tsv, line 1: no LABEL column in the tab-separated header ['NAME', 'GLOSS']"),
+    ("table-commas", ISO_SOURCE + ISO_LABELS, "NAME,LABEL\na,X\n", "abcde",
+     f"{W}/iso/labels.tsv, line 1: no NAME column in the tab-separated header ['NAME,LABEL']"),
+    ("table-only-header", ISO_SOURCE + ISO_LABELS, ISO_HEAD, "abcde",
+     f"{W}/iso/labels.tsv: no rows under the header; expected one row per sequence"),
+    ("table-cells", ISO_SOURCE + ISO_LABELS, ISO_OK.replace("b\tY\ttrain", "b\tY"), "abcde",
+     f"{W}/iso/labels.tsv, line 3: 2 tab-separated cells; expected 3 as in the header"),
+    ("empty-name", ISO_SOURCE + ISO_LABELS, ISO_OK.replace("b\tY", " \tY"), "abcde",
+     f"{W}/iso/labels.tsv, line 3: empty NAME; expected the name of a sequence of the source"),
+    ("duplicate-name", ISO_SOURCE + ISO_LABELS, ISO_OK + "a\tY\ttrain\n", "abcde",
+     f"{W}/iso/labels.tsv, line 7: NAME 'a' again (first on line 2); expected one row per sequence"),
+    ("empty-label", ISO_SOURCE + ISO_LABELS, ISO_OK.replace("c\tX", "c\t "), "abcde",
+     f"{W}/iso/labels.tsv, line 4: empty LABEL for 'c'; expected the sign's gloss"),
+    ("bad-split", ISO_SOURCE + ISO_LABELS, ISO_OK.replace("c\tX\tdev", "c\tX\tval"), "abcde",
+     f"{W}/iso/labels.tsv, line 4: SPLIT 'val' for 'c'; expected train, dev or test"),
+    ("unknown-file", ISO_SOURCE + ISO_LABELS, ISO_OK + "f\tY\tdev\n", "abcde",
+     f"{W}/iso/labels.tsv, line 7: NAME 'f' is not a sequence of pose:{W}/iso; expected the name of one of its 5 "
+     "sequences (e.g. 'a')"),
+    ("file-without-label", ISO_SOURCE + ISO_LABELS, ISO_OK, "abcdef",
+     f"{W}/iso/labels.tsv: no row for {W}/iso/f.pose (sequence 'f'); expected a NAME row with its LABEL for each "
+     f"of the 6 sequences of pose:{W}/iso"),
+    ("one-class", ISO_SOURCE + ISO_LABELS, ISO_OK.replace("\tY\t", "\tX\t"), "abcde",
+     f"{W}/iso/labels.tsv: 1 class(es) in the train split ('X'); expected at least 2 LABEL values with train "
+     "examples"),
+    ("class-without-test", ISO_SOURCE + ISO_LABELS, ISO_OK.replace("e\tY\ttest", "e\tY\tdev"), "abcde",
+     f"{W}/iso/labels.tsv, line 3: class 'Y' has no test example; expected at least one sequence of each LABEL "
+     "in the test split"),
+    ("class-without-train", ISO_SOURCE + ISO_LABELS, ISO_OK + "f\tZ\ttest\n", "abcdef",
+     f"{W}/iso/labels.tsv, line 7: class 'Z' has no train example"),
+    ("no-dev", ISO_SOURCE + ISO_LABELS, ISO_OK.replace("c\tX\tdev", "c\tX\ttest"), "abcde",
+     f"{W}/iso/labels.tsv: no dev example; expected sequences in the dev split"),
+    ("no-split-column", ISO_SOURCE + ISO_LABELS, "NAME\tLABEL\na\tX\nb\tY\nc\tX\nd\tX\ne\tY\n", "abcde",
+     f"{W}/iso/labels.tsv, line 2: class 'X' has no test example"),  # one folder: all train
+]
+
+
 _THROUGH_ABLATION = ("npz-garbage", "npz-truncated", "npz-nan", "pose-dev-null", "openpose-deep-json",
                      "openpose-short-pose", "pt-inf", "pt-text-count")
 
@@ -622,6 +697,12 @@ def cases() -> list[Case]:
         if i in _THROUGH_ABLATION:
             out.append(Case(f"study-{i}", "Data files through run_ablation.py", "ablation",
                             ("apw", "--dataset", source, *RUN), e, files=f))
+    for i, extra, table, names, e in _ISOLATED:
+        args = " ".join(a for a in extra if a != "--set")
+        out.append(Case(f"iso-{i}", "Isolated-sign sources", "ablation", ("recognition", *extra, *RUN), e,
+                        files=_iso(table, names), what=f"`{args}`; {', '.join(n + '.pose' for n in names)}; labels.tsv: "
+                        + ("none" if table is None else "empty" if not table
+                           else _describe(table).replace("\t", "→"))))
     return out
 
 
@@ -683,7 +764,8 @@ def run_case(case: Case, work: Path) -> tuple[int, str, str]:
         case.files(work)
     port = str(_closed_port())
     argv = [a.replace(W, str(work), 1) if a.startswith(W) or f":{W}" in a or f"///{W}" in a else a for a in case.args]
-    argv = [a.replace(f":{W}/", f":{work}/").replace(f"///{W}/", f"///{work}/").replace("CLOSED", port) for a in argv]
+    argv = [a.replace(f":{W}/", f":{work}/").replace(f"///{W}/", f"///{work}/").replace(f"={W}/", f"={work}/")
+            .replace("CLOSED", port) for a in argv]
     out, err = io.StringIO(), io.StringIO()
     with _sandbox(work, case.group == "Ablation files"), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:

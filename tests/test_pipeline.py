@@ -23,8 +23,9 @@ BOTH = ("sign2text", "text2sign")
 
 
 def test_the_graph_is_walked_after_each_stages_needs(tiny_cfg):
-    assert run_order(("sign2text",)) == ["prepare", "pretrain", "probe", "embed", "sign2text"]
-    assert run_order(BOTH) == ["prepare", "pretrain", "probe", "embed", "sign2text", "embed_t2s", "backtranslator",
+    assert run_order(("sign2text",)) == ["prepare", "pretrain", "probe", "isolated", "figure5", "embed", "sign2text"]
+    assert run_order(BOTH) == ["prepare", "pretrain", "probe", "isolated", "figure5", "embed", "sign2text", "embed_t2s",
+                               "backtranslator",
                                "text2sign"]
     walked = set()
     for over in ({}, {"sign2text.method": "joint_slt"}, {"sign2text.method": "conslt"}, {"text2sign.method": "pt"},
@@ -47,14 +48,14 @@ def test_keys_are_shared_exactly_where_the_outputs_are(tiny_cfg):
     stride = stage_keys(apply_overrides(tiny_cfg, {"embed.stride": 3}), BOTH)
     assert {n for n in base if base[n] != stride[n]} == {"embed", "sign2text"}  # one pretraining for all strides
     weighting = stage_keys(apply_overrides(tiny_cfg, {"pretrain.weighting": "fpw"}), BOTH)
-    assert {n for n in base if base[n] != weighting[n]} == {"pretrain", "probe", "embed", "sign2text", "embed_t2s",
-                                                              "text2sign"}  # the back-translator is shared
+    assert {n for n in base if base[n] != weighting[n]} == {"pretrain", "probe", "figure5", "embed", "sign2text",
+                                                              "embed_t2s", "text2sign"}  # the back-translator is shared
     seed = stage_keys(apply_overrides(tiny_cfg, {"seed": 1}), BOTH)
-    assert {n for n in base if base[n] == seed[n]} == {"prepare"}
+    assert {n for n in base if base[n] == seed[n]} == {"prepare", "isolated"}
     compute = stage_keys(apply_overrides(tiny_cfg, {"compute.torch_threads": 2}), BOTH)
     assert compute == base  # how a trial runs is not what it computes
     bf16 = stage_keys(apply_overrides(tiny_cfg, {"compute.cpu_bf16": True}), BOTH)
-    assert {n for n in base if base[n] == bf16[n]} == {"prepare"}  # every training stage computes otherwise
+    assert {n for n in base if base[n] == bf16[n]} == {"prepare", "isolated"}  # every training stage computes otherwise
     # Text-to-sign's embedding is an `embed` entry: at stride = window it is sign-to-text's own.
     same = stage_keys(apply_overrides(tiny_cfg, {"embed.stride": tiny_cfg.pretrain.window}), BOTH)
     assert same["embed"] == same["embed_t2s"]
@@ -64,7 +65,8 @@ def test_a_trial_computes_every_stage_once_then_loads_them(tiny_cfg, tmp_path):
     torch.set_num_threads(1)
     cache = StageCache(tmp_path / "cache")
     first, samples = run_trial(tiny_cfg, BOTH, cache, local_runtime(lambda s: None))
-    assert first.stages == {name: "computed" for name in run_order(BOTH) if name != "prepare"}
+    assert first.stages == {name: "computed" for name in run_order(BOTH) if STAGES[name].reported}
+    assert {n for n in STAGES if not STAGES[n].reported} == {"prepare", "isolated"}  # the driver's
     assert set(first.tasks) == {"sign2text", "text2sign", "backtranslator"}
     assert len(first.tasks["sign2text"].test.references) == tiny_cfg.data.synth.test
     # The side-by-side test sentences' keypoints (figure 4): generated (T, V, C) against ground truth (T', V, C).

@@ -422,7 +422,8 @@ def test_second_node_loads_every_stage_from_the_storage(tmp_path):
     result_a = json.loads((tmp_path / "A" / "stride" / "trials" / "s7-seed0.json").read_text())
     assert set(result_a["stages"].values()) == {"computed"}
     manifests = {p.relative_to(storage): p.read_bytes() for p in (storage / "cache").rglob("DONE.json")}
-    assert {p.parts[1] for p in manifests} == {"prepare", "pretrain", "probe", "embed", "sign2text"}
+    assert {p.parts[1] for p in manifests} == {"prepare", "pretrain", "probe", "isolated", "figure5", "embed",
+                                               "sign2text"}
     assert (storage / "stride" / "trials" / "s7-seed0.json").is_file()
     assert (storage / "stride" / "trials" / "s7-seed0" / "worker0.log").is_file()
     assert (storage / "ray").is_dir() and not (tmp_path / "A" / "ray").exists()  # Ray's run storage moved too
@@ -499,7 +500,7 @@ def test_search_keeps_ray_cache_trials_and_best_on_the_storage(tmp_path):
     assert not (results / "search" / "tiny" / "ray").exists() and not (results / "ray").exists()
     assert list((storage / "cache" / "pretrain").glob("*/DONE.json"))
     assert {p.parent.parent.name for p in (storage / "cache").glob("*/*/DONE.json")} == {
-        "prepare", "pretrain", "probe", "embed", "sign2text"}
+        "prepare", "pretrain", "probe", "isolated", "figure5", "embed", "sign2text"}
     best = remote / "best.yaml"
     assert best.is_file() and best.read_bytes() == (results / "search" / "tiny" / "best.yaml").read_bytes()
     assert (remote / "trials.csv").is_file() and (remote / "history.png").is_file()
@@ -530,7 +531,8 @@ def test_a_whole_run_through_s3_and_a_second_node_that_loads_it(tmp_path, s3_env
     assert any(f.endswith("tuner.pkl") for f in ray_files), ray_files  # Tune's experiment state
     assert not (tmp_path / "A" / "ray").exists()
     manifests = {f: remote.read_bytes(f) for f in files if f.startswith("cache/") and f.endswith("/DONE.json")}
-    assert {f.split("/")[1] for f in manifests} == {"prepare", "pretrain", "probe", "embed", "sign2text"}
+    assert {f.split("/")[1] for f in manifests} == {"prepare", "pretrain", "probe", "isolated", "figure5", "embed",
+                                                    "sign2text"}
     assert {"stride/trials/s7-seed0.json", "stride/trials/s7-seed0/worker0.log", "stride/table.md",
             "stride/table.csv", "stride/state.json"} <= set(files)
 

@@ -22,10 +22,13 @@ class ReadOptions:
       an all-zero point, the extractors' own "not detected"). 0 keeps every detection.
     unlabelled: keep sequences that have no sentence in the sentence table (meta["unlabelled"],
       text "") for pretraining only; False (the default) makes them an error.
+    sentences: read the sentence table beside the keypoint files. False for an isolated-sign
+      source (harness/data/labels.py), whose own label table may be the .tsv beside them.
     """
 
     min_confidence: float = MIN_CONFIDENCE
     unlabelled: bool = False
+    sentences: bool = True
 
 
 class DataError(ValueError):

@@ -1,11 +1,14 @@
 """The stages of one trial and their graph (paper sections 3.2-3.4, appendix B).
 
     prepare -> pretrain (SignMAE) -> probe (k-NN of z on the corpus's own glosses; every trial)
+    isolated (the unseen isolated signs), pretrain -> figure5 (a t-SNE of z of unseen signs,
+        zero-shot; section 5, figure 5; every trial)
     prepare -> pretrain -> embed (sliding windows, embed.stride) -> sign2text
     prepare -> backtranslator (the text-to-sign judge)
     pretrain -> embed_t2s (stride = window) -> text2sign (+ the frozen decoder and the judge)
     isolated (the unseen isolated signs), pretrain -> recognition (section 5, table 3)
-    isolated, pretrain -> figure5 (a t-SNE of z of unseen signs, zero-shot; section 5, figure 5)
+    isolated, pretrain -> figure5 (a t-SNE of z of unseen signs, zero-shot; section 5, figure 5),
+      and pretrain -> probe: both run by every trial that pretrains, whatever its tasks
     prepare -> joint_slt | conslt (the translation baselines of table 1, on keypoints)
     prepare -> backtranslator -> pt | nslp_g (the production baselines of table 2, the same judge)
 
@@ -72,9 +75,10 @@ def task_stages(task: str, cfg: ExperimentConfig | None = None) -> tuple[str, ..
     if cfg is not None and task in METHOD_STAGES:
         stages = (METHOD_STAGES[task][getattr(cfg, task).method],) + stages[1:]
     return stages
-# Stages a task also runs whose output is a figure, not a result: figure 5 for every pretraining
-# that recognition reads.
-TASK_FIGURES = {"recognition": ("figure5",)}
+# What every trial that pretrains SignMAE runs on its pretraining, whatever its tasks: the probe
+# (metrics) and figure 5.
+EVERY_TRIAL = ("probe", "figure5")
+FIGURES = ("figure5",)  # the stages whose output is a figure (PNGs in their cache entry), not a result
 CACHE_FOLDERS = tuple(dict.fromkeys(s.cache_folder for s in STAGES.values()))
 
 
@@ -106,10 +110,11 @@ def run_order(tasks: tuple[str, ...], cfg: ExperimentConfig | None = None) -> li
     tasks = trial_tasks(cfg, tasks)
     if method_of(cfg) == "uniglor":
         visit("pretrain")
-        visit("probe")  # the representation probe of every pretraining
+        for name in EVERY_TRIAL:
+            visit(name)
     visit("prepare")
     for task in tasks:
-        for name in task_stages(task, cfg) + TASK_FIGURES.get(task, ()):
+        for name in task_stages(task, cfg):
             visit(name)
     return order
 
@@ -124,5 +129,6 @@ def stage_keys(cfg: ExperimentConfig, tasks: tuple[str, ...]) -> dict[str, str]:
     return keys
 
 
-__all__ = ["CACHE_FOLDERS", "METHODS", "METHOD_STAGES", "STAGES", "TASK_FIGURES", "TASK_STAGES", "Stage", "StageContext",
-           "cached_run", "method_of", "method_task", "run_order", "stage_keys", "task_stages", "trial_tasks"]
+__all__ = ["CACHE_FOLDERS", "EVERY_TRIAL", "FIGURES", "METHODS", "METHOD_STAGES", "STAGES", "TASK_STAGES", "Stage",
+           "StageContext", "cached_run", "method_of", "method_task", "run_order", "stage_keys", "task_stages",
+           "trial_tasks"]

@@ -52,7 +52,7 @@ class Stage:
     folder: str = ""  # cache folder, if not `name`: text-to-sign's embedding is an `embed` entry
     version: int = 1  # bump when the computation changes so that old entries are invalid
     reload: bool = False  # hand on what was written, not what was computed (prepare: the npz's dtypes)
-    reported: bool = True  # listed in a trial's `stages` (prepare is run by the driver before any trial)
+    reported: bool = True  # listed in a trial's `stages` (prepare, isolated: run by the driver before any trial)
 
     @property
     def cache_folder(self) -> str:

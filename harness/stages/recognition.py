@@ -1,7 +1,8 @@
 """Isolated sign recognition on an unseen inventory (paper section 5, "Out-of-domain Results", table 3).
 
-Two stages. `isolated`: the out-of-domain corpus (harness/data/synth/isolated.py: unseen glosses by
-unseen signers, recorded like the sentence corpus), preprocessed as every source is (appendix B.1).
+Two stages. `isolated`: the out-of-domain corpus (`recognition.source`: synth, harness/data/synth/isolated.py's
+unseen glosses by unseen signers, recorded like the sentence corpus; or a user's keypoint source
+with a label table, harness/data/labels.py), preprocessed as every source is (appendix B.1).
 `recognition`: `recognition.model` signmae reads the frozen SignMAE encoder's z of each clip's
 sliding windows (at embed.stride; a clip shorter than the window is padded with its last frame)
 with the recognition head (a Transformer encoder configured like SignMAE's and one linear layer);
@@ -28,6 +29,7 @@ from harness.data.prepare import preprocess_corpus
 from harness.data.readers.npz import read_npz, write_npz
 from harness.data.record import Corpus, SignSequence
 from harness.data.synth import generate_isolated
+from harness.datasource import isolated_identity, prepare_isolated
 from harness.encode import encode_clips
 from harness.io import load_torch, save_torch
 from harness.loop import StageRun, seed_everything, shard_order, steps_per_epoch, train_stage
@@ -52,11 +54,24 @@ def _save_isolated(out: tuple[Corpus, dict], folder: Path) -> None:
     (folder / "report.json").write_text(json.dumps(report))
 
 
-ISOLATED = Stage(
-    name="isolated", needs=(), settings=lambda cfg: {"isolated": isolated_params(cfg),
-                                                     "noise_threshold": cfg.data.noise_threshold},
-    run=lambda ctx: preprocess_corpus(generate_isolated(**isolated_params(ctx.cfg)), ctx.cfg.data.noise_threshold),
-    save=_save_isolated, load=lambda folder: read_npz(folder / "corpus.npz"), reload=True)
+def _isolated_settings(cfg: ExperimentConfig) -> dict:
+    r = cfg.recognition
+    if r.source == "synth":
+        return {"isolated": isolated_params(cfg), "noise_threshold": cfg.data.noise_threshold}
+    return {"source": isolated_identity(r.source, r.labels, cfg), "noise_threshold": cfg.data.noise_threshold}
+
+
+def _isolated(ctx: StageContext) -> tuple[Corpus, dict]:
+    cfg, r = ctx.cfg, ctx.cfg.recognition
+    if r.source == "synth":
+        return preprocess_corpus(generate_isolated(**isolated_params(cfg)), cfg.data.noise_threshold)
+    return prepare_isolated(r.source, r.labels, cfg)
+
+
+# Like prepare, run by the driver before any trial (a user's label table fails there, once), so
+# not listed in a trial's stages: a trial would always find it cached.
+ISOLATED = Stage(name="isolated", needs=(), settings=_isolated_settings, run=_isolated, save=_save_isolated,
+                 load=lambda folder: read_npz(folder / "corpus.npz"), reload=True, reported=False)
 
 
 def labels_of(corpus: Corpus) -> list[str]:

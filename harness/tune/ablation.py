@@ -239,6 +239,7 @@ def _table(spec: AblationSpec, trials: list[TrialPlan], inv: Invocation, data: l
         footer = report.footer_text(corpus_name, trials[0].cfg.profile, seeds, inv.commit,
                                     corpus_name.startswith("synth"), baseline=spec.baseline, degenerate=degenerate,
                                     recognition="recognition" in spec.tasks, translation=translates,
+                                    isolated=trials[0].cfg.recognition.source,
                                     readings=reading.reading(rows, spec.baseline, compare_to=spec.compare_to),
                                     probe=reading.probe_text(probe),
                                     methods=reading.methods_text(rows, spec.methods),

@@ -22,7 +22,7 @@ from harness.cache import StageCache
 from harness.config import ComputeConfig, ConfigError, ExperimentConfig
 from harness.io import atomic_write
 from harness.loop import Runtime
-from harness.pipeline import prepare_source
+from harness.pipeline import isolated_corpus, prepare_source
 from harness.results import ResultsLayout
 from harness.datasource import check_window, data_text, mixing
 from harness.tune.session import check_capacity
@@ -122,6 +122,7 @@ class Invocation:
         for path in sorted({cfg.text2sign.text_encoder for cfg, _ in checks} - {"learned"}):
             text_tokenizer(path)
         corpora: dict[tuple[str, str], Any] = {}
+        isolated: dict[str, Any] = {}
 
         def prepared(spec: str, cfg: ExperimentConfig) -> Any:
             ident = (spec, json.dumps(dataclasses.asdict(cfg.data), sort_keys=True))
@@ -138,6 +139,14 @@ class Invocation:
                 check_window(extra_corpus, window, extra)
                 mixed = mixing(main, extra_corpus, cfg.data.source, extra, cfg.pretrain.parts)
             texts.append(data_text(cfg.data.source, main, cfg.data.fps, extra, extra_corpus, mixed))
+            # Every trial that pretrains draws figure 5 on the isolated signs: a user's label table fails here, once.
+            key = json.dumps([dataclasses.asdict(cfg.recognition), dataclasses.asdict(cfg.data)], sort_keys=True)
+            if key not in isolated:
+                isolated[key] = isolated_corpus(cfg, self.cache, Runtime(say=self.say))
+            coords = {int(seqs[0].keypoints.shape[-1]) for c in (main, isolated[key]) for seqs in c.values() if seqs}
+            if len(coords) > 1:
+                raise ConfigError(f"recognition.source {cfg.recognition.source} and data.source {cfg.data.source} "
+                                  f"have different coordinates ({sorted(coords)}); expected the same (set data.dims)")
         return texts
 
     @property

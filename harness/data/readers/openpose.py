@@ -172,7 +172,7 @@ def _sentence_folders(directory: Path) -> dict[str, Path]:
 
 
 def read_openpose_split(directory: Path, problems: list[str], options: ReadOptions = ReadOptions()) -> list[SignSequence]:
-    table_path = find_sentence_table(directory, required=not options.unlabelled)
+    table_path = find_sentence_table(directory, required=not options.unlabelled) if options.sentences else None
     table = read_sentence_table(table_path) if table_path else None
     folders = _sentence_folders(directory)
     texts = label_sequences(directory, table_path, table, sorted(folders), "keypoint folder", options, problems)

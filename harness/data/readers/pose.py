@@ -275,7 +275,7 @@ def read_pose_file(path: Path, name: str | None = None, text: str = "",
 def _read_pose_files(directory: Path, files: list[Path], options: ReadOptions, problems: list[str]) -> list[SignSequence]:
     # The files first: a broken file is the more basic problem than a missing or partial table.
     sequences = [read_pose_file(p, p.stem, "", options) for p in files]
-    table_path = find_sentence_table(directory, required=False)
+    table_path = find_sentence_table(directory, required=False) if options.sentences else None
     table = read_sentence_table(table_path) if table_path else None
     texts = label_sequences(directory, table_path, table, [p.stem for p in files], ".pose file", options, problems)
     for p, seq in zip(files, sequences):
