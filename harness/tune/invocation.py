@@ -25,6 +25,7 @@ from harness.loop import Runtime
 from harness.pipeline import isolated_corpus, prepare_source
 from harness.results import ResultsLayout
 from harness.datasource import check_window, data_text, mixing
+from harness.stages import method_of
 from harness.tune.session import check_capacity
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -139,7 +140,10 @@ class Invocation:
                 check_window(extra_corpus, window, extra)
                 mixed = mixing(main, extra_corpus, cfg.data.source, extra, cfg.pretrain.parts)
             texts.append(data_text(cfg.data.source, main, cfg.data.fps, extra, extra_corpus, mixed))
-            # Every trial that pretrains draws figure 5 on the isolated signs: a user's label table fails here, once.
+            # Every trial that pretrains draws figure 5 on the isolated signs: a user's label table fails
+            # here, once. A baseline's trial (method_of) neither pretrains nor reads them.
+            if method_of(cfg) != "uniglor":
+                continue
             key = json.dumps([dataclasses.asdict(cfg.recognition), dataclasses.asdict(cfg.data)], sort_keys=True)
             if key not in isolated:
                 isolated[key] = isolated_corpus(cfg, self.cache, Runtime(say=self.say))
