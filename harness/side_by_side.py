@@ -38,6 +38,12 @@ class Row:
     key: str  # the trial's key ("apw-seed0")
     result: TrialResult | None
     samples: list[PoseSample] | None = None
+    # The tasks its trial runs (a baseline's: only its own, harness.stages.trial_tasks); None: every
+    # task of the study. A row is shown only in the sections of its tasks.
+    tasks: tuple[str, ...] | None = None
+
+    def runs(self, task: str) -> bool:
+        return self.tasks is None or task in self.tasks
 
 
 def _escape(word: str) -> str:
@@ -73,7 +79,7 @@ def _section(task: str, rows: Sequence[Row], indices: list[int], references: lis
         lines += [f"### Test sentence {i + 1} of {len(references)}", "",
                   "| Row | Translation | Correct words |", "|---|---|---:|",
                   f"| reference | {_cell(references[i])} | |"]
-        for row in rows:
+        for row in (r for r in rows if r.runs(task)):
             split = row.result.tasks[task].test if row.result and task in row.result.tasks else None
             if split is None:
                 lines.append(f"| {_escape(row.variant)} | (trial {_escape(row.key)} did not finish) | |")
@@ -133,7 +139,7 @@ def strip_blocks(rows: Sequence[Row], references: list[str]) -> list:
         truth = next(iter(found.values()))
         drawn = truth.mask.any(0)  # (V,): a point the source never has is not drawn in an output either
         outputs = [StripRow(r.variant, found[r.key].generated, np.broadcast_to(drawn, found[r.key].generated.shape[:2]))
-                   if r.key in found else StripRow(r.variant, None) for r in rows]
+                   if r.key in found else StripRow(r.variant, None) for r in rows if r.runs("text2sign")]
         blocks.append((f"test sentence {i + 1} of {len(references)}: {references[i]}",
                        StripRow("ground truth", truth.ground_truth, truth.mask), outputs))
     return blocks

@@ -41,7 +41,12 @@ def test_translations_markdown_exactly():
     refs = ["am montag regen", "am dienstag sonne"]
     rows = [side_by_side.Row("ours", "ours-seed0", _result(["am montag schnee", "sonne am dienstag"], refs)),
             side_by_side.Row("base", "base-seed0", _result(["", "regen"], refs)),
-            side_by_side.Row("lost", "lost-seed0", None)]
+            side_by_side.Row("lost", "lost-seed0", None),
+            # A production baseline's finished trial: no sign-to-text, so no row in that section.
+            side_by_side.Row("pt", "pt-seed0", _result(["x", "y"], refs), tasks=("text2sign",))]
+    md = side_by_side.translations_markdown("main", ["sign2text"], rows, 0, "synth", "debug", synthetic=True)
+    assert "| pt |" not in md
+    rows = rows[:3]
     md = side_by_side.translations_markdown("main", ["sign2text"], rows, 0, "synth", "debug", synthetic=True)
     assert md.startswith("# main: translations side by side (tables 6 and 8 of the paper)\n\n"
                          "**Synthetic corpus: these sentences and translations come from the harness's generated "

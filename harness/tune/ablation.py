@@ -197,7 +197,7 @@ def _side_by_side(spec: AblationSpec, trials: list[TrialPlan], finished: dict[st
     production = "text2sign" in spec.tasks
     rows = [side_by_side.Row(t.variant, t.key, finished.get(t.key),
                              read_pose_samples(layout.pose_samples(spec.name, t.key))
-                             if production and t.key in finished else None)
+                             if production and t.key in finished else None, trial_tasks(t.cfg, spec.tasks))
             for t in trials if t.seed == seed]
     return side_by_side.write(spec.name, spec.tasks, rows, seed, out_dir, trials[0].cfg.data.source,
                               trials[0].cfg.profile)
