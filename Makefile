@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(PY) harness/run_ablation.py apw --profile demo --only uniglor
+	$(PY) harness/run_ablation.py apw --profile demo --only none,fpw,apw
 
 test: $(STAMP)
 	$(PY) -m pytest -q --timeout 1800

@@ -6,10 +6,14 @@ channels matter: a 1-nearest-neighbour sign classifier over isolated sign segmen
 gloss boundaries, normalized by the shoulders as in B.1, resampled to a fixed length) is evaluated
 on the test split's signs with all points, with the hands blanked, the face blanked, and both.
 If minimal pairs are real, blanking hands and face makes them indistinguishable and accuracy drops.
+Last, how much each part moves as eq. 1 sees it (harness/data/motion.py: body, centroid-normalised
+face and wrist-relative hands variances over windows of the pretraining length), for the synthetic
+corpus next to each real sample in ../shared/data (left out, with a line saying so, when absent).
 
     python scripts/corpus_stats.py                   # the "default" profile's corpus, markdown
     python scripts/corpus_stats.py --profile debug --json
     python scripts/corpus_stats.py --sentences 600/80/80   # the default corpus's generator, larger splits
+    python scripts/corpus_stats.py --real-data DIR      # real samples elsewhere than ../shared/data
 """
 
 from __future__ import annotations
@@ -26,11 +30,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from harness.config import DataConfig, load_profile  # noqa: E402
+from harness.data.motion import part_motion, ratio_range, real_motions  # noqa: E402
 from harness.data.preprocess import keep_frames, normalize  # noqa: E402
+from harness.datasource import timeline_options  # noqa: E402
+from harness.data.prepare import prepare_splits  # noqa: E402
 from harness.data.record import Corpus, SignSequence  # noqa: E402
 from harness.data.synth import PRIMARY, generate_corpus, gloss_inventory, minimal_pairs, slot  # noqa: E402
 from models.layout import CANONICAL  # noqa: E402
 
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data from the project root
 SEGMENT_FRAMES = 12  # every sign segment is resampled to this many frames
 NOISE_THRESHOLD = DataConfig().noise_threshold  # the harness's default, in shoulder lengths
 POINT_SETS = {  # features of the classifier: which canonical points it may look at
@@ -110,7 +118,8 @@ def order_differs(seq: SignSequence) -> bool:
     return any(b <= a for a, b in zip(words, words[1:]))
 
 
-def corpus_stats(params: dict, classifier: bool = True) -> dict:
+def corpus_stats(params: dict, classifier: bool = True, motion_profile: str | None = None,
+                 real_root: Path = REAL_DATA) -> dict:
     """All measurements for generate_corpus(**params)."""
     t0 = time.perf_counter()
     corpus = generate_corpus(**params)
@@ -184,7 +193,42 @@ def corpus_stats(params: dict, classifier: bool = True) -> dict:
     }
     if classifier and corpus["test"]:
         stats["nearest_neighbour"] = blanking_accuracies(corpus, paired)
+    if motion_profile is not None:
+        stats["motion"] = motion_stats(corpus, motion_profile, real_root)
     return stats
+
+
+def motion_stats(corpus, profile: str, real_root: Path) -> dict:
+    """Eq. 1's group variances of the synthetic corpus and of each real sample under real_root,
+    with the real samples' ratio range."""
+    cfg = load_profile(profile)
+    prepared, _ = prepare_splits(corpus, noise_threshold=cfg.data.noise_threshold, min_frames=1,
+                                 timeline=timeline_options(cfg))
+    synth = part_motion("synthetic corpus", prepared, cfg.pretrain.window)
+    real = real_motions(real_root, cfg) if real_root.is_dir() else []
+    as_dict = lambda m: {**dataclasses.asdict(m), "body_to_hands": m.body_to_hands,  # noqa: E731
+                         "face_to_body": m.face_to_body}
+    return {"window": cfg.pretrain.window, "real_root": str(real_root), "synthetic": as_dict(synth),
+            "real": [as_dict(m) for m in real], "real_range": ratio_range(real)}
+
+
+def motion_markdown(mo: dict) -> list[str]:
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    lines = ["", f"Part motion as eq. 1 sees it: variance per group over {mo['window']}-frame windows (shoulder "
+             "units squared; face relative to its centroid, hands to their wrists), after B.1:", "",
+             "| corpus | sequences / windows | body | face | hands | body : hands | face : body |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for m in [mo["synthetic"], *mo["real"]]:
+        lines.append(f"| {m['name']} | {m['sequences']} / {m['windows']} | {m['body']:.2e} | {fmt(m['face'], '.2e')} | "
+                     f"{fmt(m['hands'], '.2e')} | {fmt(m['body_to_hands'], '.2f')} | {fmt(m['face_to_body'], '.4f')} |")
+    if not mo["real"]:
+        lines += ["", f"No real samples at {mo['real_root']}: nothing to compare with (pass --real-data DIR)."]
+    for ratio, (lo, hi) in mo["real_range"].items():
+        value = mo["synthetic"][ratio]
+        inside = "inside" if value is not None and lo <= value <= hi else "OUTSIDE"
+        lines.append(f"- {ratio.replace('_to_', ' : ')}: synthetic {fmt(value, '.4g')}, "
+                     f"real samples {lo:.4g} to {hi:.4g} ({inside} their range)")
+    return lines
 
 
 def markdown(st: dict) -> str:
@@ -238,6 +282,8 @@ def markdown(st: dict) -> str:
         fmt = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
         for name, acc in nn["accuracy"].items():
             lines.append(f"| {name} | {fmt(acc['all'])} | {fmt(acc['with partner'])} | {fmt(acc['without partner'])} |")
+    if "motion" in st:
+        lines += motion_markdown(st["motion"])
     lines += ["", "Examples:"] + [f"- `{e['gloss']}` -> \"{e['text']}\"" for e in st["examples"]]
     return "\n".join(lines)
 
@@ -249,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of markdown")
     parser.add_argument("--no-classifier", action="store_true", help="skip the 1-NN blanking measurement")
     parser.add_argument("--sentences", metavar="TRAIN/DEV/TEST", help="other split sizes, e.g. 600/80/80")
+    parser.add_argument("--real-data", type=Path, default=REAL_DATA, metavar="DIR",
+                        help=f"the real samples to compare part motion with (default {REAL_DATA})")
     args = parser.parse_args(argv)
     params = dataclasses.asdict(load_profile(args.profile).data.synth)
     if args.seed is not None:
@@ -258,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             params["train"], params["dev"], params["test"] = (int(n) for n in args.sentences.split("/"))
         except ValueError:
             parser.error(f"--sentences expects TRAIN/DEV/TEST, got {args.sentences!r}")
-    st = corpus_stats(params, classifier=not args.no_classifier)
+    st = corpus_stats(params, classifier=not args.no_classifier, motion_profile=args.profile, real_root=args.real_data)
     print(json.dumps(st, indent=2) if args.json else markdown(st))
     return 0
 

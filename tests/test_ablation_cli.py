@@ -27,9 +27,11 @@ def test_every_paper_ablation_ships_and_binds():
 def test_variants_differ_only_in_their_overrides():
     spec = load_ablation("apw")
     trials = plan_trials(spec, "debug", 1, {}, {})
-    # Table 5: each method without weighting, w/ FPW, w/ APW; UniGloR's own rows last.
-    assert [t.cfg.pretrain.weighting for t in trials] == ["none", "fpw", "apw"] * 5
-    assert [t.variant for t in trials][-3:] == ["none", "fpw", "apw"]
+    # Table 5: each method without weighting, w/ FPW, w/ APW; UniGloR's own rows last, with FPW
+    # twice: eq. 1 on this corpus's statistics and the paper's constants.
+    assert [t.cfg.pretrain.weighting for t in trials] == ["none", "fpw", "apw"] * 4 + ["none", "fpw", "fpw", "apw"]
+    assert [t.variant for t in trials][-4:] == ["none", "fpw", "fpw_paper", "apw"]
+    assert [t.cfg.pretrain.fpw_weights for t in trials][-4:] == ["dataset", "dataset", "paper", "dataset"]
     assert len({t.cfg.data for t in trials}) == 1
 
 
@@ -45,8 +47,8 @@ def test_stride_ablation_needs_one_pretraining_per_seed(tmp_path):
 def test_apw_shares_one_backtranslator(tmp_path):
     spec = load_ablation("apw")
     plan = plan_stages(plan_trials(spec, "debug", 3, {}, {}), spec.tasks, tmp_path)
-    assert plan["pretrain"]["distinct"] == 9
-    assert plan["backtranslator"]["distinct"] == 3  # one per seed, shared by none / fpw / apw
+    assert plan["pretrain"]["distinct"] == 12  # UniGloR's four rows x 3 seeds; the baselines do not pretrain
+    assert plan["backtranslator"]["distinct"] == 3  # one per seed, shared by every row
     assert plan["prepare"]["distinct"] == 1
 
 
@@ -67,7 +69,7 @@ def test_fpw_weights_paper_is_accepted_on_the_command_line(tmp_path):
     out = run_cli("apw", "--profile", "debug", "--dry-run", "--json", "--results", str(tmp_path),
                   "--set", "pretrain.fpw_weights=paper")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["trials"] == 15  # all of table 5
+    assert json.loads(out.stdout)["trials"] == 16  # all of table 5, and fpw_paper
 
 
 def test_dry_run_lists_every_method(tmp_path):
@@ -86,9 +88,12 @@ def test_dry_run_lists_every_method(tmp_path):
     assert plans["main"]["stages"]["pretrain"]["distinct"] == 1
     assert plans["main"]["stages"]["backtranslator"]["distinct"] == 1
     assert plans["main"]["stages"]["joint_slt"]["distinct"] == 2  # with and without glosses
-    assert plans["apw"]["trials"] == 15 and plans["apw"]["stages"]["pt"]["distinct"] == 3
-    demo = run_cli("apw", "--profile", "demo", "--dry-run", "--json", "--only", "uniglor", "--results", str(tmp_path))
-    assert json.loads(demo.stdout)["methods"] == ["uniglor"]  # make demo: UniGloR's three rows
+    assert plans["apw"]["trials"] == 16 and plans["apw"]["stages"]["pt"]["distinct"] == 3
+    ours = run_cli("apw", "--profile", "demo", "--dry-run", "--json", "--only", "uniglor", "--results", str(tmp_path))
+    assert json.loads(ours.stdout)["methods"] == ["uniglor"]
+    assert set(json.loads(ours.stdout)["variants"]) == {"none", "fpw", "fpw_paper", "apw"}
+    demo = run_cli("apw", "--profile", "demo", "--dry-run", "--json", "--only", "none,fpw,apw", "--results",
+                   str(tmp_path))  # make demo: UniGloR's three rows of table 5
     assert set(json.loads(demo.stdout)["variants"]) == {"none", "fpw", "apw"}
 
 

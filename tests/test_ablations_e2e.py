@@ -94,7 +94,7 @@ OURS = ["none", "fpw", "apw"]
 @pytest.fixture(scope="module")
 def apw_run(tmp_path_factory):
     results = tmp_path_factory.mktemp("apw")
-    return results, run_ablation("apw", results, "--only", "uniglor")
+    return results, run_ablation("apw", results, "--only", "none,fpw,apw")
 
 
 def test_apw_table_and_mlflow(apw_run):
@@ -142,12 +142,12 @@ def test_apw_table_and_mlflow(apw_run):
 def test_second_identical_run_trains_nothing(apw_run):
     results, _ = apw_run
     out = subprocess.run([sys.executable, "harness/run_ablation.py", "apw", "--profile", "debug", "--results",
-                          str(results), "--dry-run", "--json", "--only", "uniglor"], cwd=ROOT, capture_output=True,
+                          str(results), "--dry-run", "--json", "--only", "none,fpw,apw"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     plan = json.loads(out.stdout)
     assert all(s["distinct"] == s["cached"] for s in plan["stages"].values()), plan
     first = (results / "apw" / "table.csv").read_text()
-    run_ablation("apw", results, "--only", "uniglor")
+    run_ablation("apw", results, "--only", "none,fpw,apw")
     for path in (results / "apw" / "trials").glob("*.json"):
         stages = json.loads(path.read_text())["stages"]
         assert set(stages.values()) == {"cached"}, (path.name, stages)

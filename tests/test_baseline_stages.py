@@ -165,11 +165,11 @@ def test_ablation_methods_and_only():
     assert list(main.variants) == ["joint_slt", "joint_slt_gloss", "conslt", "pt", "nslp_g", "uniglor"]
     assert main.methods == {v: v for v in main.variants}
     apw = load_ablation("apw")
-    assert [t.variant for t in plan_trials(apw, "debug", 1, {}, {}, ["uniglor"])] == ["none", "fpw", "apw"]
+    assert [t.variant for t in plan_trials(apw, "debug", 1, {}, {}, ["uniglor"])] == ["none", "fpw", "fpw_paper", "apw"]
     assert [t.variant for t in plan_trials(apw, "debug", 1, {}, {}, ["pt,nslp_g-apw"])] == \
         ["pt-none", "pt-fpw", "pt-apw", "nslp_g-apw"]
     everything = plan_trials(apw, "debug", 1, {}, {})
-    assert len(everything) == 15 and {t.cfg.pretrain.weighting for t in everything} == {"none", "fpw", "apw"}
+    assert len(everything) == 16 and {t.cfg.pretrain.weighting for t in everything} == {"none", "fpw", "apw"}
     assert all(apw.baseline_of(v).endswith("none") for v in apw.variants)
     with pytest.raises(ConfigError, match="--only nosuch: not a variant of apw .* nor a method of it "
                                           r"\(one of joint_slt, conslt, pt, nslp_g, uniglor\)"):

@@ -320,3 +320,55 @@ def test_blanking_hands_and_face_hurts_nearest_neighbour_sign_recognition():
     assert full["all"] - blank["all"] > 0.1
     assert full["with partner"] - blank["with partner"] > 0.25  # minimal pairs collapse without them
     assert blank["without partner"] > 0.9  # trajectories alone still tell the other signs apart
+
+
+# ------------------------------------------------------------------------------------------------
+# Part motion against the real samples (harness/data/motion.py, eq. 1's variances)
+# ------------------------------------------------------------------------------------------------
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def test_part_motion_pools_eq1_variances_over_windows():
+    from harness.data.motion import part_motion
+    from harness.data.record import SignSequence
+    T, V = 32, CANONICAL.num_points
+    kp = np.zeros((T, V, 2), np.float32)
+    elbow, wrist = CANONICAL.index("body.right_elbow"), CANONICAL.right_wrist  # the latter: the hand's own wrist
+    kp[:, elbow, 0] = np.tile([0.0, 1.0], T // 2)  # the elbow alternates 0, 1 in x: variance 1/4 in x
+    kp[:, CANONICAL.parts["right_hand"], 1] = np.tile([0.0, 2.0], T // 2)[:, None]  # the whole hand, wrist too
+    kp[:, wrist, 1] = 5.0  # ... but for its wrist, which holds still: each other joint varies by 1 in y
+    seq = SignSequence(name="s", keypoints=kp, mask=np.ones((T, V), bool), text="a .", gloss="A", signer="x")
+    m = part_motion("toy", {"train": [seq], "dev": [], "test": []}, window=16)
+    assert (m.sequences, m.windows) == (1, 2)
+    assert m.body == pytest.approx(0.25 / 2 / len(CANONICAL.parts["body"]))  # one of 8 points, x of (x, y)
+    hand_joints = 2 * (len(CANONICAL.parts["right_hand"]) - 1)  # both hands' joints but their own wrists
+    assert m.hands == pytest.approx((len(CANONICAL.parts["right_hand"]) - 1) * 1.0 / 2 / hand_joints)
+    assert m.face == 0.0 and m.face_to_body == 0.0 and m.body_to_hands == pytest.approx(m.body / m.hands)
+
+
+def test_synthetic_part_motion_ratios_fall_inside_the_real_samples_range():
+    """The default corpus moves like the real samples as eq. 1 sees it: body : wrist-relative
+    hands and centroid-normalised face : body inside the range the real samples span."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"no real samples at {REAL_DATA}")
+    from harness.data.motion import ratio_range, real_motions, source_motion
+    cfg = load_profile("default")
+    real = real_motions(REAL_DATA, cfg)
+    assert len(real) == 3
+    ranges = ratio_range(real)
+    assert set(ranges) == {"body_to_hands", "face_to_body"}
+    synth = source_motion("synth", "synth", cfg)
+    for ratio, (lo, hi) in ranges.items():
+        assert lo <= getattr(synth, ratio) <= hi, f"{ratio} {getattr(synth, ratio):.4g} outside [{lo:.4g}, {hi:.4g}]"
+
+
+def test_corpus_stats_prints_the_part_motion_table(capsys, tmp_path):
+    stats = load_stats_script()
+    stats.main(["--profile", "debug", "--no-classifier", "--real-data", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| synthetic corpus |" in out and f"No real samples at {tmp_path}" in out
+    if REAL_DATA.is_dir():
+        stats.main(["--profile", "debug", "--no-classifier"])
+        out = capsys.readouterr().out
+        assert "| PHOENIX14T skeletons (PT sample) |" in out and "their range)" in out

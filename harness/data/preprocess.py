@@ -39,8 +39,8 @@
    averages 0.09 and peaks at 0.53 (the fastest sentence); on the real OpenPose and MediaPipe
    .pose samples it peaks at 0.15 and 0.13. 0.75 leaves a 1.4x margin over the fastest real frame
    (0.5 would drop 9 real PHOENIX frames; 0.6 none). On the synthetic corpus (its noisy frames
-   move 30-80% of the points to random image positions) 0.75 drops 93% of the noisy frames and
-   no clean one; 1.0 would catch only 74%.
+   move 50-90% of the points to random image positions) 0.75 drops all of the noisy frames and
+   no clean one; 1.0 would catch 97%.
    Stricter than the paper's pixel value, which was tuned for zero-filled missing joints.
 """
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.data.synth.signs import (
-    _EXPRESSIONS, _FACE_TEMPLATE, _REST, _SHAPE_POINTS, GlossSign, _locate, _mirror, _other_wrist, _smoothstep,
-    _wrist_path,
+    _EXPRESSIONS, _FACE_TEMPLATE, _LOCATIONS, _REST, _SHAPE_POINTS, TWIST_CYCLES, GlossSign, _locate, _mirror,
+    _other_wrist, _smoothstep, _wrist_path,
 )
 from models.layout import CANONICAL, FINGERTIP_CENTROID_FROM, PALM_CENTRE_FROM
 
@@ -26,6 +26,20 @@ LEFT_HAND, RIGHT_HAND = CANONICAL.parts["left_hand"], CANONICAL.parts["right_han
 _JOINTS_L = np.asarray(LEFT_HAND[:21])
 _JOINTS_R = np.asarray(RIGHT_HAND[:21])
 PRIMARY = np.concatenate([np.asarray(BODY), np.asarray(FACE), _JOINTS_L, _JOINTS_R])
+# Detector jitter per point, in units of `jitter`: face landmarks are localised more precisely than
+# limb and hand joints (and real faces barely move relative to their centroid: corpus_stats.py).
+PART_JITTER = np.ones(V)
+PART_JITTER[list(FACE)] = 0.5
+# A noisy frame (a detector failure) moves this share of the observed points (uniform in the range):
+# most of the skeleton, so that B.1 can see it; a frame where only a few points jump would survive the
+# removal and dominate the small channels' variance, which real detectors' masked low-confidence
+# points do not.
+FAILURE_SHARE = (0.5, 0.9)
+# The signing space (shoulder widths): key locations are drawn towards SPACE_CENTRE by these factors
+# (locations at the face less, so that face signs stay near the face). Real signers' arms move about as
+# much as their hands move relative to the wrists, and far less than the full reach of the arms
+# (corpus_stats.py measures both on the real samples).
+SPACE_CENTRE, SPACE_SCALE, FACE_LOCATION_SCALE = np.array([-0.15, 0.25]), 0.45, 0.6
 DERIVED = np.asarray([LEFT_HAND[21], LEFT_HAND[22], RIGHT_HAND[21], RIGHT_HAND[22]])
 
 
@@ -85,6 +99,8 @@ def _sign_controls(sign: GlossSign, signer: Signer, n: int, rng: np.random.Gener
     traj = sign.trajectory
     u = np.linspace(0.0, 1.0, n)
     keys = np.stack([_locate(k, signer.nose_height, signer.face, signer.space) for k in traj.keys])
+    scale = np.array([FACE_LOCATION_SCALE if _LOCATIONS[k][0] == "face" else SPACE_SCALE for k in traj.keys])
+    keys[:, :2] = SPACE_CENTRE + scale[:, None] * (keys[:, :2] - SPACE_CENTRE)  # (K, 2)
     keys[:, :2] += rng.normal(0.0, 0.03, (len(keys), 2))  # no two productions are the same
     right = _wrist_path(traj, keys, u)  # (n, 3)
     c = np.empty((n, _C))
@@ -96,8 +112,8 @@ def _sign_controls(sign: GlossSign, signer: Signer, n: int, rng: np.random.Gener
     c[:, _C_LS] = c[:, _C_RS] if traj.hands == "mirror" else _SHAPE_POINTS[
         "relaxed" if traj.hands == "one" else "flat"].ravel()
     c[:, _C_FACE] = _EXPRESSIONS[sign.face].ravel() * _smoothstep(u / 0.3)[:, None]  # onset, then hold
-    c[:, 128] = traj.bend
-    c[:, 129] = -traj.bend if traj.hands == "mirror" else 0.0
+    c[:, 128] = traj.bend + traj.twist * np.sin(2 * np.pi * TWIST_CYCLES * u)  # secondary movement
+    c[:, 129] = -c[:, 128] if traj.hands == "mirror" else 0.0
     return c
 
 
@@ -214,10 +230,10 @@ def _record(controls: list[np.ndarray], who: list[np.ndarray], motion: list[np.n
     props = np.concatenate([np.repeat(w[None], n, 0) for w, n in zip(who, lengths)])  # (T, 9)
     kp = _render(np.concatenate(controls), props, np.concatenate(motion))  # (T, V, 2)
     T = len(kp)
-    kp += rng.normal(0.0, 1.0, kp.shape) * (jitter * props[:, :1, None])  # jitter in shoulder widths
-    # Noisy frames: a random subset (30-80%) of the observed points jumps to random image positions.
+    kp += rng.normal(0.0, 1.0, kp.shape) * (jitter * props[:, :1, None] * PART_JITTER[:, None])  # shoulder widths
+    # Noisy frames: a random subset (FAILURE_SHARE) of the observed points jumps to random image positions.
     noisy = np.flatnonzero(rng.random(T) < noisy_frame_rate)
-    hit = rng.random((len(noisy), len(PRIMARY))) < rng.uniform(0.3, 0.8, (len(noisy), 1))
+    hit = rng.random((len(noisy), len(PRIMARY))) < rng.uniform(*FAILURE_SHARE, (len(noisy), 1))
     jump = rng.uniform((0.0, 0.0), FRAME_SIZE, (len(noisy), len(PRIMARY), 2))
     rows = kp[noisy[:, None], PRIMARY[None]]  # (n, 69, 2)
     kp[noisy[:, None], PRIMARY[None]] = np.where(hit[..., None], jump, rows)
