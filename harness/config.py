@@ -335,6 +335,11 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
     if cfg.data.synth.max_signs < cfg.data.synth.min_signs:
         raise ConfigError(f"data.synth.max_signs must be >= data.synth.min_signs ({cfg.data.synth.min_signs}), "
                           f"got {cfg.data.synth.max_signs}{_where(source)}")
+    synthetic = lambda spec: spec.partition(":")[0].partition("@")[0].strip().lower() in ("synth", "synth2")  # noqa: E731
+    if cfg.pretrain.extra_source and synthetic(cfg.pretrain.extra_source) and not synthetic(cfg.data.source):
+        raise ConfigError(f"pretrain.extra_source is {cfg.pretrain.extra_source!r}, synthetic, but data.source is "
+                          f"{cfg.data.source!r}; expected your second corpus (e.g. openpose:DIR) or '' with real "
+                          f"data{_where(source)}")
     for section in ("pretrain", "sign2text", "text2sign", "backtranslator"):
         sub = getattr(cfg, section)
         if sub.dim % sub.heads:

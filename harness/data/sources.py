@@ -52,7 +52,8 @@ class Source:
 
     Synthetic sources carry only the profile and seed, not the generator parameters: the harness
     resolves those from the config and passes them to load_source (the config's own data.synth for
-    `synth`, profile PROFILE's for `synth:PROFILE`, the seed replaced for `synth@SEED`). The data
+    `synth`, profile PROFILE's for `synth:PROFILE`, the seed replaced for `synth@SEED`; the same for
+    `synth2`, its train sentences scaled by data.synth2.train_scale). The data
     layer must not import the config: the config imports the data layer (for its defaults and
     bounds), and readers must stay usable without the experiment machinery.
     """

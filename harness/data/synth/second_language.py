@@ -192,7 +192,7 @@ class _Grammar2:
             verb = self._pick(rng, self.verbs)
             words = [(verb.lower(), len(glosses))]
             glosses.append(verb)
-            if rng.random() < 0.1:  # the object known from the last step is not signed: "stir it ."
+            if rng.random() < 0.25:  # the object known from the last step is not signed: "stir it ."
                 words.append(("it", -1))
                 tools = []
             else:
@@ -221,7 +221,7 @@ class _Grammar2:
         mark = next((m for m, p in zip(_MARK, (0.15, 0.25, 0.3)) if r < p and m in self.marks), None)
         glosses: list[str] = []
         words: list[tuple[str, int]] = []
-        if mark != "QUESTION" and self.steps and rng.random() < 0.6:
+        if mark != "QUESTION" and self.steps and rng.random() < 0.5:
             step = self._pick(rng, self.steps)
             words.append((step.lower(), 0))
             glosses.append(step)  # gloss order: the sequence marker first
