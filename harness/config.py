@@ -73,10 +73,20 @@ class SynthConfig:
 
 
 @dataclass(frozen=True)
+class Synth2Config:
+    """The second synthetic sign language (source `synth2`, harness/data/synth/second_language.py):
+    data.synth's settings (inventory size, signers, dev and test sizes, noise) with more train
+    sentences. How2Sign, the paper's second pretraining corpus, has 31,128 to PHOENIX14T's 7,096."""
+
+    train_scale: float = _f(4.4, lo=0.0, lo_open=True, hi=100.0,
+                            doc="synth2's train sentences per train sentence of data.synth (at least 1)")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where sequences come from and how they are cleaned (appendix B.1)."""
 
-    # synth | synth@SEED | synth:PROFILE | pt:DIR | openpose:DIR | pose:FILE_OR_DIR | npz:FILE
+    # synth | synth@SEED | synth:PROFILE | synth2[@SEED|:PROFILE] | pt:DIR | openpose:DIR | pose:FILE_OR_DIR | npz:FILE
     source: str = "synth"
     # Shoulder lengths, not the paper's 400 px: it applies after shoulder normalization (harness/data/preprocess.py).
     noise_threshold: float = _f(0.75, lo=0.0, lo_open=True,
@@ -103,6 +113,7 @@ class DataConfig:
     # unlabelled, for pretraining only.
     unlabelled: bool = False
     synth: SynthConfig = field(default_factory=SynthConfig)
+    synth2: Synth2Config = field(default_factory=Synth2Config)
 
 
 @dataclass(frozen=True)
@@ -155,7 +166,8 @@ class PretrainConfig:
     dropout: float = _f(0.1, lo=0.0, hi=1.0, hi_open=True)
     segments_per_sequence: int = _f(2, lo=1, doc="random segments drawn per sequence per epoch")
     epochs: int = _f(10, lo=1)
-    # Table 4d: a second corpus for pretraining only: "" none, a source spec, or "synth@SEED".
+    # Table 4d and the paper's main rows: a second corpus for pretraining only: "" none, a source spec
+    # (synth2: the second synthetic sign language, How2Sign's stand-in).
     extra_source: str = ""
     part_relative: float = _f(1.0, lo=0.0, doc="weight of SignMAE's part-relative terms (models/signmae.py); 0: eq. 2")
     # The layout parts every stage but the back-translator sees; the rest are masked as absent (stages/prepare.py).
@@ -323,6 +335,11 @@ def check_consistency(cfg: ExperimentConfig, source: str) -> None:
     if cfg.data.synth.max_signs < cfg.data.synth.min_signs:
         raise ConfigError(f"data.synth.max_signs must be >= data.synth.min_signs ({cfg.data.synth.min_signs}), "
                           f"got {cfg.data.synth.max_signs}{_where(source)}")
+    synthetic = lambda spec: spec.partition(":")[0].partition("@")[0].strip().lower() in ("synth", "synth2")  # noqa: E731
+    if cfg.pretrain.extra_source and synthetic(cfg.pretrain.extra_source) and not synthetic(cfg.data.source):
+        raise ConfigError(f"pretrain.extra_source is {cfg.pretrain.extra_source!r}, synthetic, but data.source is "
+                          f"{cfg.data.source!r}; expected your second corpus (e.g. openpose:DIR) or '' with real "
+                          f"data{_where(source)}")
     for section in ("pretrain", "sign2text", "text2sign", "backtranslator"):
         sub = getattr(cfg, section)
         if sub.dim % sub.heads:

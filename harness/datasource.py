@@ -23,23 +23,28 @@ from harness.data.labels import apply_labels, check_classes, read_label_table
 from harness.data.parts import drop_parts
 from harness.data.prepare import drop_z, preprocess_corpus
 from harness.data.record import Corpus, DataError, ReadOptions, SignSequence
-from harness.data.sources import Source, load_source, parse_source, source_files
+from harness.data.sources import SYNTH_KINDS, Source, load_source, parse_source, source_files
 from harness.file_hashes import file_hashes
 from models.layout import CANONICAL
 
 
 def synth_params(source: Source, cfg: ExperimentConfig) -> dict:
     """The generator's parameters of a synthetic source: `synth` and `synth@SEED` take this
-    config's `data.synth` (with another seed), `synth:PROFILE` that profile's."""
+    config's `data.synth` (with another seed), `synth:PROFILE` that profile's. The second language
+    (`synth2`, `synth2@SEED`, `synth2:PROFILE`) takes the same with `data.synth2.train_scale` times
+    the train sentences (How2Sign's size beside PHOENIX14T's)."""
     if source.profile:
         try:
-            params = dataclasses.asdict(load_profile(source.profile).data.synth)
+            data = load_profile(source.profile).data
         except ConfigError as err:
             raise DataError(f"source {source.spec}: {err}") from None
     else:
-        params = dataclasses.asdict(cfg.data.synth)
+        data = cfg.data
+    params = dataclasses.asdict(data.synth)
     if source.seed is not None:
         params["seed"] = source.seed
+    if source.kind == "synth2":
+        params["train"] = max(1, round(params["train"] * data.synth2.train_scale))
     return params
 
 
@@ -50,7 +55,7 @@ def absolute_spec(spec: str) -> str:
     if not spec.strip():
         return spec
     source = parse_source(spec)
-    if source.kind == "synth":
+    if source.kind in SYNTH_KINDS:
         return spec
     return f"{source.kind}:{os.path.abspath(source.path)}"
 
@@ -67,8 +72,8 @@ def source_identity(spec: str, cfg: ExperimentConfig) -> dict:
     """What a source's content depends on: the generator's parameters, or the files' content
     hashes (harness.file_hashes: computed once per file, remembered by its stat)."""
     source = parse_source(spec)
-    if source.kind == "synth":
-        return {"synth": synth_params(source, cfg)}
+    if source.kind in SYNTH_KINDS:  # {"synth": ...} or {"synth2": ...}: the two languages never share a key
+        return {source.kind: synth_params(source, cfg)}
     hashes = file_hashes(source_files(source))
     return {"spec": spec, "files": sorted(hashes.items())}
 
@@ -85,7 +90,7 @@ def timeline_options(cfg: ExperimentConfig) -> dict:
 
 def load_raw(spec: str, cfg: ExperimentConfig, problems: list[str] | None = None) -> Corpus:
     source = parse_source(spec)
-    params = synth_params(source, cfg) if source.kind == "synth" else None
+    params = synth_params(source, cfg) if source.kind in SYNTH_KINDS else None
     return load_source(source, params, problems, read_options(cfg))
 
 
@@ -98,7 +103,7 @@ def isolated_identity(spec: str, labels: str, cfg: ExperimentConfig) -> dict:
     """What a user isolated-sign source's corpus depends on: its files, its label table's content and
     the data settings that change what is read."""
     source = parse_source(spec)
-    if source.kind == "synth":
+    if source.kind in SYNTH_KINDS:
         raise ConfigError(f"recognition.source {spec!r}: expected synth alone (the generated unseen corpus) or a "
                           "keypoint source pt:DIR, openpose:DIR, pose:FILE_OR_DIR, npz:FILE")
     read_label_table(Path(labels))  # a missing or malformed table fails here, before any trial

@@ -23,7 +23,7 @@ from harness.data.prepare import prepare_splits
 from harness.data.record import SPLITS, DataError
 from harness.datasource import load_raw, mixing, rate_text, timeline_options
 
-# The config inspect reads a source with: `synth` and `synth@SEED` take its data.synth settings, and
+# The config inspect reads a source with: `synth`, `synth2` and their @SEED take its data.synth settings, and
 # its data.noise_threshold is the default threshold (this profile is the field defaults).
 PROFILE = "default"
 
@@ -147,8 +147,8 @@ def inspect(spec: str, cfg: ExperimentConfig, *, noise_threshold: float, min_fra
 def main(argv: list[str] | None = None) -> int:
     cfg = load_profile(PROFILE)
     parser = Parser(prog="python -m harness.inspect_data", description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", help="synth | synth@SEED | synth:PROFILE | pt:DIR | openpose:DIR | "
-                                       "pose:FILE_OR_DIR | npz:FILE")
+    parser.add_argument("source", help="synth | synth@SEED | synth:PROFILE | synth2[@SEED|:PROFILE] | pt:DIR | "
+                                       "openpose:DIR | pose:FILE_OR_DIR | npz:FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--noise-threshold", type=float, default=None,
                         help=f"noisy-frame threshold in shoulder lengths (default {cfg.data.noise_threshold})")

@@ -35,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("name", help=f"ablation: one of {', '.join(available())}")
     p.add_argument("--profile", choices=PROFILES, help="debug | default | paper (default: the ablation's)")
     p.add_argument("--seeds", type=int, help="seeds per variant (default: the profile's `seeds`: 1 for debug, 3 otherwise)")
-    p.add_argument("--dataset", help="data source: synth, synth@SEED, synth:PROFILE, pt:DIR, openpose:DIR, pose:PATH, npz:FILE")
+    p.add_argument("--dataset", help="data source: synth, synth@SEED, synth:PROFILE, synth2[@SEED|:PROFILE], "
+                                     "pt:DIR, openpose:DIR, pose:PATH, npz:FILE")
     add_run_flags(p, "Ray's run storage, the stage cache and the trial results are mirrored there "
                      "(default: everything under --results)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the CPUs allow)")

@@ -214,7 +214,7 @@ def test_every_other_ablation(name, tmp_path):
         md = (tmp_path / "dataset" / "table.md").read_text()
         assert "Data of one (frame rate, as windowed): synth: recorded at 25 fps" in md
         assert ("Data of two (frame rate, as windowed): synth: recorded at 25 fps = data.fps 25 (not resampled). "
-                "Pretraining also on the train split of synth@1000: recorded at 25 fps = data.fps 25 (not "
+                "Pretraining also on the train split of synth2: recorded at 25 fps = data.fps 25 (not "
                 "resampled); mixed: both 2D (x, y), nothing dropped; layout: both read into the canonical 73-point "
                 "layout, the same parts shown") in md
     if name == "recognition":  # table 3 with its two baselines, on one pretraining and one isolated corpus

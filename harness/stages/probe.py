@@ -25,6 +25,7 @@ from harness.config import ExperimentConfig
 from harness.data.record import SignSequence
 from harness.data.sources import parse_source
 from harness.data.synth import gloss_inventory, minimal_pairs
+from harness.data.synth.second_language import second_inventory
 from harness.datasource import synth_params
 from harness.encode import encode_clips
 from harness.probe import knn_predict
@@ -70,10 +71,11 @@ def probe_metrics(train: np.ndarray, train_labels: np.ndarray, query: np.ndarray
 
 def _pairs(cfg: ExperimentConfig) -> dict[str, list[tuple[str, str]]] | None:
     source = parse_source(cfg.data.source)
-    if source.kind != "synth":
+    if source.kind not in ("synth", "synth2"):
         return None
     params = synth_params(source, cfg)
-    return minimal_pairs(gloss_inventory(params["seed"], params["glosses"]))
+    inventory = (gloss_inventory if source.kind == "synth" else second_inventory)(params["seed"], params["glosses"])
+    return minimal_pairs(inventory)
 
 
 def run(ctx: StageContext) -> dict:

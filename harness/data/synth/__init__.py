@@ -35,6 +35,10 @@ has real work to do. What makes the paper's questions meaningful rather than tri
   transitions between signs belong to no gloss) and meta records the template, the gloss -> text
   word alignment and the noisy frames.
 
+A second language (second_language.py): How2Sign's stand-in for pretraining on two corpora (source
+`synth2`): its own instructional lexicon, a verb-before-object grammar with sentence-final markers
+and its own signers, signs from the same phonology, by default 4.4x the train sentences.
+
 Out of domain (isolated.py): isolated signs of an unseen inventory (new glosses from the same
 phonology, by other signers, on seed streams of their own) for recognition (paper table 3).
 
@@ -48,6 +52,7 @@ effect, not PHOENIX14T results. scripts/corpus_stats.py measures the claims abov
 from harness.data.synth.corpus import generate_corpus
 from harness.data.synth.isolated import UNSEEN_NAMES, generate_isolated, unseen_inventory
 from harness.data.synth.grammar import INVENTORY_ORDER, MAX_GLOSSES, MIN_GLOSSES, slot
+from harness.data.synth.second_language import SECOND_ORDER, generate_second_corpus, second_inventory, slot2
 from harness.data.synth.signers import DERIVED, FRAME_SIZE, PRIMARY, Signer, make_signers
 from harness.data.synth.signs import (
     EXPRESSIONS, HANDSHAPES, MIN_FACE_CONTRAST, MIN_HAND_CONTRAST, GlossSign, Trajectory, gloss_inventory,
@@ -56,7 +61,7 @@ from harness.data.synth.signs import (
 
 __all__ = [
     "DERIVED", "EXPRESSIONS", "FRAME_SIZE", "HANDSHAPES", "INVENTORY_ORDER", "MAX_GLOSSES", "MIN_FACE_CONTRAST",
-    "MIN_GLOSSES", "MIN_HAND_CONTRAST", "PRIMARY", "UNSEEN_NAMES", "GlossSign", "Signer", "Trajectory",
-    "generate_corpus", "generate_isolated", "gloss_inventory", "make_signers", "minimal_pairs", "slot",
-    "unseen_inventory",
+    "MIN_GLOSSES", "MIN_HAND_CONTRAST", "PRIMARY", "SECOND_ORDER", "UNSEEN_NAMES", "GlossSign", "Signer",
+    "Trajectory", "generate_corpus", "generate_isolated", "generate_second_corpus", "gloss_inventory", "make_signers",
+    "minimal_pairs", "second_inventory", "slot", "slot2", "unseen_inventory",
 ]

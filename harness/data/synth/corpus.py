@@ -1,15 +1,20 @@
 """The synthetic corpus itself: sentences drawn from the grammar, signed by the signers, recorded
-in batches, split into train/dev/test.
+in batches, split into train/dev/test. One generator (generate_sentences) for every synthetic
+language: the first (generate_corpus) and the second (second_language.py) bring only their signs,
+grammar, signers and seed streams (Language).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from harness.data.record import SPLITS, Corpus, DataError, SignSequence
 from harness.data.synth.grammar import _Grammar
 from harness.data.synth.signers import V, Signer, _record, _sentence_controls, make_signers
-from harness.data.synth.signs import gloss_inventory
+from harness.data.synth.signs import GlossSign, gloss_inventory
 
 _RECORD_CHUNK = 256  # sentences rendered in one vectorized pass
 
@@ -42,6 +47,20 @@ def record_drafts(seqs: list, drafts: list, stream: list[int], noisy_frame_rate:
             seq.meta["noisy_frames"] = [int(t) for t in noisy]
 
 
+@dataclass(frozen=True)
+class Language:
+    """What a synthetic sign language brings to the one generator (generate_sentences): its signs,
+    its grammar, its signers and the seed streams its sentences are drawn from. The first language
+    (generate_corpus) and the second (second_language.py) differ only in these."""
+
+    name: str  # the source's name: in sequence names, meta["source"] and messages
+    signs: dict[str, GlossSign]
+    grammar: Any  # .sentence(rng) -> (glosses, text tokens with gloss alignment, template name)
+    people: list[Signer]
+    streams: tuple[int, int, int]  # seed streams of the sentences, their signing and their recording
+    stop: str = " ."  # appended to every text (a grammar whose tokens end with their own mark: "")
+
+
 def generate_corpus(*, seed: int, glosses: int, signers: int, train: int, dev: int, test: int, min_signs: int,
                     max_signs: int, fps: int, noisy_frame_rate: float, missing_point_rate: float,
                     jitter: float) -> Corpus:
@@ -59,14 +78,25 @@ def generate_corpus(*, seed: int, glosses: int, signers: int, train: int, dev: i
     """
     inventory = gloss_inventory(seed, glosses)
     signs = {s.gloss: s for s in inventory}
-    grammar = _Grammar(tuple(signs))
-    people = make_signers(seed, signers)
+    language = Language("synth", signs, _Grammar(tuple(signs)), make_signers(seed, signers), (2, 3, 4))
+    return generate_sentences(language, seed=seed, glosses=glosses, train=train, dev=dev, test=test,
+                              min_signs=min_signs, max_signs=max_signs, fps=fps, noisy_frame_rate=noisy_frame_rate,
+                              missing_point_rate=missing_point_rate, jitter=jitter)
+
+
+def generate_sentences(language: Language, *, seed: int, glosses: int, train: int, dev: int, test: int,
+                       min_signs: int, max_signs: int, fps: int, noisy_frame_rate: float, missing_point_rate: float,
+                       jitter: float) -> Corpus:
+    """A language's sentences drawn, signed, recorded and split (generate_corpus's arguments):
+    split -> SignSequences, bitwise identical for the same arguments."""
+    signs, grammar, people, name = language.signs, language.grammar, language.people, language.name
+    s_sentence, s_sign, s_record = language.streams
     corpus: Corpus = {}
     train_sentences: set[str] = set()
     train_glosses: set[str] = set()
     for si, split in enumerate(SPLITS):
         count = {"train": train, "dev": dev, "test": test}[split]
-        rng = np.random.default_rng([seed, 2, si])
+        rng = np.random.default_rng([seed, s_sentence, si])
         seqs: list[SignSequence] = []
         drafts = []
         for i in range(count):
@@ -80,21 +110,21 @@ def generate_corpus(*, seed: int, glosses: int, signers: int, train: int, dev: i
                 if " ".join(gl) not in train_sentences and train_glosses.issuperset(gl):
                     break
             else:
-                raise DataError(f"synth: no sentence of {min_signs}..{max_signs} glosses from an inventory of "
+                raise DataError(f"{name}: no sentence of {min_signs}..{max_signs} glosses from an inventory of "
                                 f"{glosses}; widen min_signs/max_signs or use more glosses")
             if split == "train":
                 train_sentences.add(" ".join(gl))
                 train_glosses.update(gl)
-            signer = people[int(rng.integers(signers))]
+            signer = people[int(rng.integers(len(people)))]
             controls, boundaries, motion = _sentence_controls(
-                gl, signs, signer, fps, np.random.default_rng([seed, 3, si, i]))
+                gl, signs, signer, fps, np.random.default_rng([seed, s_sign, si, i]))
             drafts.append((controls, _signer_row(signer), motion))
             seqs.append(SignSequence(
-                name=f"synth/{split}/{i}", keypoints=np.empty((0, V, 2), np.float32), mask=np.empty((0, V), bool),
-                text=" ".join(w for w, _ in tokens) + " .", gloss=" ".join(gl), signer=signer.name,
+                name=f"{name}/{split}/{i}", keypoints=np.empty((0, V, 2), np.float32), mask=np.empty((0, V), bool),
+                text=" ".join(w for w, _ in tokens) + language.stop, gloss=" ".join(gl), signer=signer.name,
                 boundaries=boundaries,
-                meta={"source": "synth", "fps": fps, "template": template, "alignment": _alignment(tokens, len(gl))},
+                meta={"source": name, "fps": fps, "template": template, "alignment": _alignment(tokens, len(gl))},
             ))
-        record_drafts(seqs, drafts, [seed, 4, si], noisy_frame_rate, missing_point_rate, jitter)
+        record_drafts(seqs, drafts, [seed, s_record, si], noisy_frame_rate, missing_point_rate, jitter)
         corpus[split] = seqs
     return corpus

@@ -253,15 +253,16 @@ def _family_sizes(n: int) -> list[int]:
     return [3] * triples + [2] * pairs + [1] * (n - 3 * triples - 2 * pairs)
 
 
-def _families(names: tuple[str, ...], sizes: list[int], rng: np.random.Generator) -> list[list[str]]:
+def _families(names: tuple[str, ...], sizes: list[int], rng: np.random.Generator, slot_of=slot) -> list[list[str]]:
     """Members of each family (sizes in order). A family of 2 or 3 is drawn from one grammatical
     slot (grammar.slot: COFFEE / TEA, NORTH / SOUTH, TODAY / TOMORROW) whenever a slot has that
     many glosses left, as real minimal pairs often are (signs of one semantic field share their
     movement), so the sentence around a sign cannot tell the members apart; only when none has
-    (tiny inventories) is a family drawn across slots. The rest are families of one."""
+    (tiny inventories) is a family drawn across slots. The rest are families of one. slot_of: the
+    language's slots (the second language's: second_language.slot2)."""
     left: dict[str, list[str]] = {}
     for g in names:
-        left.setdefault(slot(g), []).append(g)
+        left.setdefault(slot_of(g), []).append(g)
     for members in left.values():
         rng.shuffle(members)
     out = []
