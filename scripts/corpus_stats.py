@@ -6,7 +6,7 @@ channels matter: a 1-nearest-neighbour sign classifier over isolated sign segmen
 gloss boundaries, normalized by the shoulders as in B.1, resampled to a fixed length) is evaluated
 on the test split's signs with all points, with the hands blanked, the face blanked, and both.
 If minimal pairs are real, blanking hands and face makes them indistinguishable and accuracy drops.
-Last, how much each part moves as eq. 1 sees it (harness/data/motion.py: body, centroid-normalised
+Last, how much each part moves as eq. 1 sees it (harness/part_motion.py: body, centroid-normalised
 face and wrist-relative hands variances over windows of the pretraining length), for the synthetic
 corpus next to each real sample in ../shared/data (left out, with a line saying so, when absent).
 
@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from harness.config import DataConfig, load_profile  # noqa: E402
-from harness.data.motion import part_motion, ratio_range, real_motions  # noqa: E402
+from harness.part_motion import part_motion, ratio_range, real_motions  # noqa: E402
 from harness.data.preprocess import keep_frames, normalize  # noqa: E402
 from harness.datasource import timeline_options  # noqa: E402
 from harness.data.prepare import prepare_splits  # noqa: E402

@@ -323,14 +323,14 @@ def test_blanking_hands_and_face_hurts_nearest_neighbour_sign_recognition():
 
 
 # ------------------------------------------------------------------------------------------------
-# Part motion against the real samples (harness/data/motion.py, eq. 1's variances)
+# Part motion against the real samples (harness/part_motion.py, eq. 1's variances)
 # ------------------------------------------------------------------------------------------------
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def test_part_motion_pools_eq1_variances_over_windows():
-    from harness.data.motion import part_motion
+    from harness.part_motion import part_motion
     from harness.data.record import SignSequence
     T, V = 32, CANONICAL.num_points
     kp = np.zeros((T, V, 2), np.float32)
@@ -352,7 +352,7 @@ def test_synthetic_part_motion_ratios_fall_inside_the_real_samples_range():
     hands and centroid-normalised face : body inside the range the real samples span."""
     if not REAL_DATA.is_dir():
         pytest.skip(f"no real samples at {REAL_DATA}")
-    from harness.data.motion import ratio_range, real_motions, source_motion
+    from harness.part_motion import ratio_range, real_motions, source_motion
     cfg = load_profile("default")
     real = real_motions(REAL_DATA, cfg)
     assert len(real) == 3
