@@ -132,10 +132,11 @@ _HEAD = (
 ).split()
 
 
-def _inventory_order() -> tuple[str, ...]:
-    order = list(_HEAD)
-    tables = [list(t) for t in (_TIME, _PERSON, _OBJECT, _VERB_T, _PLACE, _VERB_M, _VERB_I, _WEATHER,
-                                _REGION, _TEMP, _ADJ, _SPECIAL)]
+def inventory_order(head, tables) -> tuple[str, ...]:
+    """A language's inventory order: the head as given, then one new gloss of each table in turn
+    until every table is used up (each language's first N glosses can say something)."""
+    order = list(head)
+    tables = [list(t) for t in tables]
     while any(tables):
         for t in tables:
             while t:
@@ -146,7 +147,8 @@ def _inventory_order() -> tuple[str, ...]:
     return tuple(order)
 
 
-INVENTORY_ORDER = _inventory_order()
+INVENTORY_ORDER = inventory_order(_HEAD, (_TIME, _PERSON, _OBJECT, _VERB_T, _PLACE, _VERB_M, _VERB_I, _WEATHER,
+                                           _REGION, _TEMP, _ADJ, _SPECIAL))
 MIN_GLOSSES, MAX_GLOSSES = 4, len(INVENTORY_ORDER)
 
 

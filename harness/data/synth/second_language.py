@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.data.record import Corpus, DataError
+from harness.data.synth.grammar import inventory_order
 from harness.data.synth.corpus import Language, generate_sentences
 from harness.data.synth.signers import make_signers
 from harness.data.synth.signs import GlossSign, _family_sizes, _families, compose_signs
@@ -110,21 +111,8 @@ _HEAD = ("CUT ONION KNIFE FIRST STIR SAUCE SPOON BOWL PUT NEXT SLOWLY QUESTION T
          "ALWAYS TEN SECOND DIG SOIL SHOVEL ADD PLATE").split()
 
 
-def _second_order() -> tuple[str, ...]:
-    order = list(_HEAD)
-    tables = [list(t) for t in (_OBJECT, _VERB, _TOOL, _CONTAINER, _ADJ, _PLACE_VERB, _MANNER, _NUMBER, _UNIT,
-                                _STEP, _MARK)]
-    while any(tables):
-        for t in tables:
-            while t:
-                g = t.pop(0)
-                if g not in order:
-                    order.append(g)
-                    break
-    return tuple(order)
-
-
-SECOND_ORDER = _second_order()
+SECOND_ORDER = inventory_order(_HEAD, (_OBJECT, _VERB, _TOOL, _CONTAINER, _ADJ, _PLACE_VERB, _MANNER, _NUMBER,
+                                       _UNIT, _STEP, _MARK))
 SECOND_MAX_GLOSSES = len(SECOND_ORDER)
 
 
