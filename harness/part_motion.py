@@ -17,6 +17,7 @@ import torch
 
 from harness.config import ExperimentConfig
 from harness.data.datasets import sliding_windows
+from harness.datasource import load_raw, timeline_options
 from harness.data.prepare import prepare_splits
 from harness.data.record import Corpus
 from models import weighting
@@ -66,14 +67,19 @@ def part_motion(name: str, corpus: Corpus, window: int) -> PartMotion:
     return PartMotion(name, sequences, sum(len(x) for x, _ in samples), v["body"], v["face"], v["hands"])
 
 
+def preprocessed(raw: Corpus, cfg: ExperimentConfig) -> Corpus:
+    """Appendix B.1 on every split of raw as a trial would, without requiring all three splits
+    (a real sample is one file)."""
+    corpus, _ = prepare_splits(raw, noise_threshold=cfg.data.noise_threshold, min_frames=1,
+                               timeline=timeline_options(cfg))
+    return corpus
+
+
 def source_motion(name: str, spec: str, cfg: ExperimentConfig) -> PartMotion:
     """part_motion of a source read and preprocessed as a trial would (appendix B.1), its files
     unlabelled (a sample need not have a sentence table nor all three splits)."""
-    from harness.datasource import load_raw, timeline_options
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, unlabelled=True, source=spec))
-    corpus, _ = prepare_splits(load_raw(spec, cfg), noise_threshold=cfg.data.noise_threshold, min_frames=1,
-                               timeline=timeline_options(cfg))
-    return part_motion(name, corpus, cfg.pretrain.window)
+    return part_motion(name, preprocessed(load_raw(spec, cfg), cfg), cfg.pretrain.window)
 
 
 def real_motions(root: Path, cfg: ExperimentConfig) -> list[PartMotion]:

@@ -30,10 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from harness.config import DataConfig, load_profile  # noqa: E402
-from harness.part_motion import part_motion, ratio_range, real_motions  # noqa: E402
+from harness.part_motion import part_motion, preprocessed, ratio_range, real_motions  # noqa: E402
 from harness.data.preprocess import keep_frames, normalize  # noqa: E402
-from harness.datasource import timeline_options  # noqa: E402
-from harness.data.prepare import prepare_splits  # noqa: E402
 from harness.data.record import Corpus, SignSequence  # noqa: E402
 from harness.data.synth import PRIMARY, generate_corpus, gloss_inventory, minimal_pairs, slot  # noqa: E402
 from models.layout import CANONICAL  # noqa: E402
@@ -202,9 +200,7 @@ def motion_stats(corpus, profile: str, real_root: Path) -> dict:
     """Eq. 1's group variances of the synthetic corpus and of each real sample under real_root,
     with the real samples' ratio range."""
     cfg = load_profile(profile)
-    prepared, _ = prepare_splits(corpus, noise_threshold=cfg.data.noise_threshold, min_frames=1,
-                                 timeline=timeline_options(cfg))
-    synth = part_motion("synthetic corpus", prepared, cfg.pretrain.window)
+    synth = part_motion("synthetic corpus", preprocessed(corpus, cfg), cfg.pretrain.window)
     real = real_motions(real_root, cfg) if real_root.is_dir() else []
     as_dict = lambda m: {**dataclasses.asdict(m), "body_to_hands": m.body_to_hands,  # noqa: E731
                          "face_to_body": m.face_to_body}
