@@ -4,6 +4,7 @@ MLflow store; the table files, the MLflow runs, the stage cache and reproducibil
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,14 @@ def test_apw_table_and_mlflow(apw_run):
     runs = [r for r in mlflow_runs(results, "apw") if r.data.tags.get("variant") == "apw"]
     assert {"samples", "translations.json"} <= {a.path for a in _artifacts(results, runs[0].info.run_id)}
     assert runs[0].data.tags["stage.pretrain.cached"] == "false"  # this trial trained it
+    # The weights each pretraining trained with: FPW's as parameters, APW's distribution as metrics.
+    fpw_run = next(r for r in mlflow_runs(results, "apw") if r.data.tags.get("variant") == "fpw")
+    fpw = {g: float(fpw_run.data.params[f"pretrain.fpw.{g}"]) for g in ("body", "face", "hands")}
+    assert all(w >= 0 for w in fpw.values()) and fpw["face"] > 0, fpw
+    assert "pretrain.fpw.face" not in runs[0].data.params  # APW's weights change per segment
+    m = runs[0].data.metrics
+    assert m["pretrain/w_face_q25"] <= m["pretrain/w_face_q50"] <= m["pretrain/w_face_q75"]
+    assert 0 <= m["pretrain/w_floored"] <= 1 and "pretrain/w_hands_mean" in m
     # the sample translations: an MLflow table, both tasks, each sentence's BLEU-4
     from mlflow.tracking import MlflowClient
     path = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}").download_artifacts(
@@ -119,7 +128,13 @@ def test_apw_table_and_mlflow(apw_run):
     assert 0 <= runs[0].data.metrics["probe/knn_acc"] <= 100 and "probe/pair_hand" in runs[0].data.metrics
     assert trial["pretrain"]["metrics"]["probe/knn_acc"] == runs[0].data.metrics["probe/knn_acc"]
     assert all(0 <= float(r["probe_knn_acc"]) <= 100 for r in rows)
-    assert "Representation probe of each variant's pretraining" in (results / "apw" / "table.md").read_text()
+    table_md = (results / "apw" / "table.md").read_text()
+    assert "Representation probe of each variant's pretraining" in table_md
+    weights = next(line for line in table_md.splitlines() if line.startswith("Pose weights of the SignMAE loss"))
+    assert "none: face 1.00, hands 1.00" in weights
+    footer_face = float(re.search(r"fpw: face ([0-9.]+)", weights).group(1))  # body = 1 there
+    assert footer_face == pytest.approx(fpw["face"] / fpw["body"], abs=0.01), (weights, fpw)
+    assert "apw: face " in weights
     # Side by side (tables 6, 8, figure 4): every row on the same test sentences, beside the table,
     # logged to the parent run and among the files the command says it wrote.
     md = (results / "apw" / "translations.md").read_text()

@@ -148,16 +148,17 @@ def test_safe_logger_queues_while_the_server_is_dead_and_replays_later(store, cl
     dead.log_dict({"stages": ["pretrain"]}, "stages.json")
     dead.log_table([{"reference": "a b", "hypothesis": "a", "sentence_bleu4": 12.5}], "translations.json")
     dead.set_tags({"stage.pretrain.cached": "true"})
+    dead.log_params({"pretrain.fpw.face": "1.17"})
     dead.set_terminated("FINISHED")
     assert time.monotonic() - start < 3  # one failed request, then queued without the network
-    assert dead.flush() == 26 and dead.pending_count == 26
+    assert dead.flush() == 27 and dead.pending_count == 27
     lines = (pending / f"pending-{run}.jsonl").read_text().splitlines()
-    assert len(lines) == 26 and json.loads(lines[0])["op"] == "metrics"
+    assert len(lines) == 27 and json.loads(lines[0])["op"] == "metrics"
     (tmp_path / "gen.gif").unlink()  # the queue kept its own copy
 
     # The store answers again (here: the same run through SQLite); a new logger replays the queue.
     alive = SafeLogger(uri, run, pending)
-    assert alive.pending_count == 26
+    assert alive.pending_count == 27
     assert alive.flush() == 0
     assert not (pending / f"pending-{run}.jsonl").exists()
     assert list(pending.iterdir()) == []  # copies removed after the upload
@@ -170,6 +171,7 @@ def test_safe_logger_queues_while_the_server_is_dead_and_replays_later(store, cl
     table = json.loads(Path(client.download_artifacts(run, "translations.json", str(tmp_path))).read_text())
     assert table == {"columns": ["reference", "hypothesis", "sentence_bleu4"], "data": [["a b", "a", 12.5]]}
     assert info.data.tags["stage.pretrain.cached"] == "true"
+    assert info.data.params["pretrain.fpw.face"] == "1.17" and info.data.params["lr"] == "0.1"
     # log_table's tag: what the UI lists as the run's tables (to show them side by side)
     assert json.loads(info.data.tags["mlflow.loggedArtifacts"]) == [{"path": "translations.json", "type": "table"}]
 

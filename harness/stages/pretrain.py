@@ -29,6 +29,7 @@ from harness.pose_weights import fpw_part_weights, loss_weights
 # every variant and seed is measured on the same segments.
 DEV_SEGMENT_SEED = 12345
 EVALUATIONS = 4  # per-epoch dev evaluations over a stage (every epochs // 4 epochs)
+FPW_PREFIX = "pretrain/fpw_"  # pretrain/fpw_body, _face, _hands: FPW's fixed part weights
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ def run(ctx: StageContext) -> dict:
     metrics = train_stage(StageRun("pretrain", ctx.key, model, batches, epochs,
                                    steps_per_epoch(len(dataset), bs, rt.world_size), evaluate,
                                    max(1, epochs // EVALUATIONS), weight_metrics), cfg.optim, rt)
+    if fixed is not None:  # FPW's weights themselves, which the trial also logs as MLflow parameters
+        metrics = {**metrics, **{f"{FPW_PREFIX}{g}": float(w) for g, w in fixed.items()}}
     return {"model": model.state_dict(), "in_channels": prepared.num_coords, "metrics": metrics}
 
 

@@ -21,7 +21,8 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 
 from harness.tracking.runs import (
-    STATUSES, jsonable, log_dict, log_history, log_metrics, log_table, log_text, set_tags, set_terminated,
+    STATUSES, jsonable, log_dict, log_history, log_metrics, log_params, log_table, log_text, set_tags,
+    set_terminated,
 )
 from harness.tracking.store import TrackingError, check_reachable, is_http, limit_http_retries, mlflow_client
 
@@ -142,6 +143,9 @@ class SafeLogger:
         self._call("table", lambda: {"rows": json.loads(json.dumps([dict(r) for r in rows], default=jsonable)),
                                      "artifact_file": artifact_file})
 
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._call("params", lambda: {"params": {str(k): str(v) for k, v in params.items()}})
+
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._call("tags", lambda: {"tags": {str(k): str(v) for k, v in tags.items()}})
 
@@ -224,6 +228,8 @@ class SafeLogger:
             log_dict(uri, run_id, entry["dictionary"], entry["artifact_file"])
         elif op == "text":
             log_text(uri, run_id, entry["text"], entry["artifact_file"])
+        elif op == "params":
+            log_params(uri, run_id, entry["params"])
         elif op == "tags":
             set_tags(uri, run_id, entry["tags"])
         elif op == "table":

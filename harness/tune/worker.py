@@ -32,6 +32,7 @@ from harness.cache import StageCache
 from harness.io import atomic_write, load_torch, save_torch, sha256_file
 from harness.loop import Diverged, Runtime, import_training_machinery
 from harness.pipeline import figure_files, run_trial
+from harness.stages.pretrain import FPW_PREFIX
 from harness.results import PoseSample, ResultsLayout, TrialResult, TrialSpec, write_pose_samples
 
 
@@ -65,6 +66,11 @@ def log_trial_artifacts(logger: tracking.SafeLogger, result: TrialResult, sample
     from models.layout import CANONICAL
     # "false" too: a resumed trial's earlier attempt may have said otherwise
     logger.set_tags({f"stage.{name}.cached": str(how == "cached").lower() for name, how in result.stages.items()})
+    # FPW's part weights are fixed for the whole pretraining: parameters of the run, not curves.
+    fpw = {f"pretrain.fpw.{k[len(FPW_PREFIX):]}": f"{v:.4g}" for k, v in result.pretrain_metrics.items()
+           if k.startswith(FPW_PREFIX)}
+    if fpw:
+        logger.log_params(fpw)
     rows = []
     for task in ("sign2text", "text2sign"):
         if task in result.tasks:
