@@ -4,13 +4,14 @@ Everything else in the suite checks wiring and ranges; these tests fail when the
 learning (a schedule that decays to zero, a loss that ignores its target, a broken data path) or
 stops seeing the channels the synthetic corpus puts its minimal pairs in.
 
-Two in-process trials at the demo profile, seed 0, one torch thread each, each into a fresh folder
-and in its own process (as two concurrent trials of run_ablation.py): `apw` with both tasks, and the
-positive control's `body_only` for sign-to-text only. The floors are fixed numbers below what the
-demo profile reaches and above what a pipeline that barely trains gets. Measured on a 2-core machine
-on commit 6dde421 (the corpus fitted to the real samples' motion); the last column is a planted bug,
-the learning rate decaying to zero within an epoch after warmup, `exp(-(step - warmup) / 10)` in
-harness/loop.py, and every test here then fails:
+Two trials at the demo profile without Ray (`harness.pipeline.run_trial`), seed 0, one torch thread
+each, each into a fresh folder and in a process of its own (as two concurrent trials of
+run_ablation.py): `apw` with both tasks, and the positive control's `body_only` for sign-to-text
+only. The floors are fixed numbers below what the demo profile reaches and above what a pipeline
+that barely trains gets. Measured on a 2-core machine on commit 6dde421 (the corpus fitted to the
+real samples' motion); the last column is a planted bug, the learning rate decaying to zero within
+an epoch after warmup, `exp(-(step - warmup) / 10)` in harness/loop.py, and every test here then
+fails:
 
 | measure | demo, seed 0 | floor | schedule decaying to zero |
 |---|---:|---:|---:|
@@ -45,7 +46,7 @@ GAP_FLOOR = 8.0  # BLEU-4 points that body_only loses against all parts, at leas
 
 
 def _trial(ablation: str, variant: str, tasks: tuple[str, ...], cache_dir: str) -> dict[str, dict[str, float]]:
-    """One trial in this process, as a trial of run_ablation.py runs it; its test metrics per task."""
+    """One trial in the calling process, as a trial of run_ablation.py runs it; its test metrics per task."""
     cfg = variant_config(load_ablation(ablation), variant, "demo", {}, 0)
     torch.set_num_threads(1)  # as a trial of run_ablation.py: results are thread-count sensitive at float level
     result, _ = run_trial(cfg, tasks, StageCache(Path(cache_dir)), local_runtime(lambda s: None))
@@ -55,8 +56,7 @@ def _trial(ablation: str, variant: str, tasks: tuple[str, ...], cache_dir: str) 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     # The two trials share no stage but the prepared corpus, so each gets its own cache and its own
-    # process: one core each, as two concurrent trials of run_ablation.py (about 3.5 minutes
-    # instead of 5.5 one after the other on 2 cores).
+    # process: one core each, as two concurrent trials of run_ablation.py.
     root = tmp_path_factory.mktemp("learning")
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         full = pool.submit(_trial, "apw", "apw", ("sign2text", "text2sign"), str(root / "full"))
